@@ -1,0 +1,74 @@
+"""The one door every record leaves by: :func:`submit`.
+
+Producers (wrapped provider calls, ``@meter_tool``, ``report_tool_call``) call ``submit`` on
+the caller's thread, so it must be cheap and must never raise into the caller. It hands the
+record to the listeners (``revenium.testing`` captures, the demo) and then to the delivery
+runtime, which is installed by :func:`set_delivery`. Until a delivery is installed, records
+are dropped with a debug log line.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Final
+
+from revenium._diagnostics import logger, report_internal_error
+from revenium.records import Record
+
+__all__ = [
+    "Listener",
+    "add_listener",
+    "listeners",
+    "remove_listener",
+    "set_delivery",
+    "submit",
+]
+
+Listener = Callable[[Record], object]
+"""Sees every record as it is submitted; returns ``False`` to keep it from delivery."""
+
+_lock: Final = threading.Lock()
+_listeners: tuple[Listener, ...] = ()
+_delivery: list[Callable[[Record], None]] = []
+
+
+def add_listener(listener: Listener) -> None:
+    """Let ``listener`` see every record from now on (thread-safe, copy-on-write)."""
+    global _listeners  # noqa: PLW0603 - an immutable tuple swapped under a lock
+    with _lock:
+        _listeners = (*_listeners, listener)
+
+
+def remove_listener(listener: Listener) -> None:
+    """Stop showing records to ``listener``."""
+    global _listeners  # noqa: PLW0603 - see add_listener
+    with _lock:
+        _listeners = tuple(x for x in _listeners if x is not listener)
+
+
+def listeners() -> tuple[Listener, ...]:
+    """The listeners installed now."""
+    return _listeners
+
+
+def set_delivery(deliver: Callable[[Record], None] | None) -> None:
+    """Install (or remove) the function that hands records to the delivery runtime."""
+    _delivery[:] = [] if deliver is None else [deliver]
+
+
+def submit(record: Record) -> None:
+    """Hand ``record`` over for delivery. Never blocks on I/O; never raises (but in strict mode)."""
+    try:
+        keep = True
+        for listener in _listeners:
+            if listener(record) is False:
+                keep = False
+        if not keep:
+            return
+        if _delivery:
+            _delivery[0](record)
+        else:
+            logger.debug("revenium: no delivery runtime installed; dropping %r", record)
+    except Exception as exc:  # noqa: BLE001 - contained and reported; see _diagnostics
+        report_internal_error(exc, "submitting a record")

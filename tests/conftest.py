@@ -1,0 +1,39 @@
+"""Every test starts from a clean SDK: no REVENIUM_* environment, fresh config, no listeners."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from revenium import _diagnostics, config, sink
+
+_FALLBACK_VARIABLES = {
+    "ENVIRONMENT",
+    "DEPLOYMENT_ENV",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AZURE_REGION",
+    "GCP_REGION",
+    "GOOGLE_CLOUD_REGION",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_sdk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.startswith("REVENIUM_") or name in _FALLBACK_VARIABLES:
+            monkeypatch.delenv(name)
+    # Durable files of the SDK land in this test's own directory, never in the real home.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    config.reset_config()
+    _diagnostics.reset_warnings()
+    yield
+    config.reset_config()
+    _diagnostics.set_strict(False)
+    sink.set_delivery(None)
+    for listener in sink.listeners():
+        sink.remove_listener(listener)

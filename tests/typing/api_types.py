@@ -1,0 +1,62 @@
+"""Checked by mypy and pyright (``nox -s typecheck``), never run: the public API's types."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import assert_type
+
+import revenium
+from revenium.testing import Capture
+
+
+@revenium.metadata(task_type="support")
+def handler(x: int) -> str:
+    return str(x)
+
+
+@revenium.meter()
+async def async_handler(x: int) -> str:
+    return str(x)
+
+
+@revenium.meter_tool("db", operation="lookup")
+def tool(customer: str) -> dict[str, str]:
+    return {"id": customer}
+
+
+@revenium.metadata(agent="gen")
+def gen() -> Iterator[int]:
+    yield 1
+
+
+@revenium.meter_tool("feed")
+async def agen() -> AsyncIterator[int]:
+    yield 1
+
+
+async def usage() -> None:
+    # Decorators keep the decorated function's exact signature.
+    assert_type(handler(1), str)
+    assert_type(await async_handler(1), str)
+    assert_type(tool("c"), dict[str, str])
+    assert_type(gen(), Iterator[int])
+    assert_type(agen(), AsyncIterator[int])
+
+    with revenium.session(organization_name="Acme") as md:
+        assert_type(md, revenium.Metadata)
+    async with revenium.session({"organizationName": "Acme"}, trace_id="t") as amd:
+        assert_type(amd, revenium.Metadata)
+
+    config = revenium.configure(capture_prompts=True)
+    assert_type(config, revenium.Config)
+    assert_type(revenium.report_tool_call("t", duration_ms=1), revenium.ToolEventRecord)
+    assert_type(revenium.carry_context(handler)(1), str)
+
+    with revenium.testing.capture() as captured:
+        assert_type(captured, Capture)
+        assert_type(captured.completions, list[revenium.CompletionRecord])
+
+    try:
+        pass
+    except revenium.BudgetExceededError as exc:
+        assert_type(exc.threshold, float | None)
