@@ -152,9 +152,11 @@ def _utf8_safe(text: str) -> str:
 
 
 def cap_text(text: str, limit: int = DEFAULT_LIMIT) -> tuple[str, bool]:
-    """Mask, then cut to ``limit`` characters including the marker, so the backend never has
-    to reject or re-truncate a field; limits below ``MIN_LIMIT`` are raised to it because a
-    shorter capture is useless for debugging."""
+    """Mask first, so a cut can never leave half a key, then cut to exactly ``limit``.
+
+    The marker counts towards ``limit`` so the backend never has to reject or re-truncate the
+    field; limits below ``MIN_LIMIT`` are raised to it because shorter captures are useless.
+    """
     limit = max(limit, MIN_LIMIT)
     text = _utf8_safe(mask_secrets(text))
     if len(text) <= limit:
