@@ -34,6 +34,15 @@ if TYPE_CHECKING:
         ToolEventRecord,
         VideoRecord,
     )
+    from revenium.runtime import (
+        DeliveryReport,
+        Statistics,
+        flush,
+        flush_sync,
+        shutdown,
+        shutdown_sync,
+        statistics,
+    )
     from revenium.tools import meter_tool, report_tool_call
 
 __all__ = [
@@ -42,12 +51,14 @@ __all__ = [
     "CompletionRecord",
     "Config",
     "Credential",
+    "DeliveryReport",
     "ImageRecord",
     "InternalMeteringError",
     "Metadata",
     "OperationType",
     "ReveniumError",
     "Scope",
+    "Statistics",
     "StopReason",
     "Subscriber",
     "ToolEventRecord",
@@ -55,6 +66,8 @@ __all__ = [
     "__version__",
     "carry_context",
     "configure",
+    "flush",
+    "flush_sync",
     "metadata",
     "meter",
     "meter_tool",
@@ -62,6 +75,9 @@ __all__ = [
     "revenium_metadata",
     "revenium_meter",
     "session",
+    "shutdown",
+    "shutdown_sync",
+    "statistics",
     "testing",
 ]
 
@@ -73,6 +89,13 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "CompletionRecord": ("revenium.records", "CompletionRecord"),
     "Config": ("revenium.config", "Config"),
     "Credential": ("revenium.attribution", "Credential"),
+    "DeliveryReport": ("revenium.runtime", "DeliveryReport"),
+    "Statistics": ("revenium.runtime", "Statistics"),
+    "flush": ("revenium.runtime", "flush"),
+    "flush_sync": ("revenium.runtime", "flush_sync"),
+    "shutdown": ("revenium.runtime", "shutdown"),
+    "shutdown_sync": ("revenium.runtime", "shutdown_sync"),
+    "statistics": ("revenium.runtime", "statistics"),
     "ImageRecord": ("revenium.records", "ImageRecord"),
     "InternalMeteringError": ("revenium.errors", "InternalMeteringError"),
     "Metadata": ("revenium.attribution", "Metadata"),

@@ -79,8 +79,12 @@ def internal_error_count() -> int:
     return _counts["internal_errors"]
 
 
-def report_internal_error(exc: BaseException, where: str) -> None:
-    """Contain an SDK failure: log it, count it, tell the hook; re-raise only in strict mode."""
+def report_internal_error(exc: BaseException, where: str, *, reraise: bool = True) -> None:
+    """Contain an SDK failure: log it, count it, tell the hook; re-raise only in strict mode.
+
+    ``reraise=False`` is for the runtime thread, where raising would only kill a task that
+    the supervisor restarts; strict mode matters on the caller's path.
+    """
     with _lock:
         _counts["internal_errors"] += 1
     logger.warning("revenium: internal error in %s: %r (metering continues)", where, exc)
@@ -91,5 +95,5 @@ def report_internal_error(exc: BaseException, where: str) -> None:
             hook(exc, where)
         except Exception:  # the hook is user code; it must not take metering down either
             logger.exception("revenium: the on_error hook raised")
-    if strict_enabled():
+    if reraise and strict_enabled():
         raise InternalMeteringError(f"internal metering error in {where}: {exc!r}") from exc

@@ -144,6 +144,9 @@ class Config:
     timeout_seconds: float = 10.0
     connect_timeout_seconds: float = 5.0
     shutdown_timeout_seconds: float = 5.0
+    max_retries: int = 3
+    max_concurrency: int = 8
+    queue_size: int = 50_000
     install_signal_handlers: bool = False
     spool_dir: Path | None = None
     ledger_path: Path | None = None
@@ -303,6 +306,9 @@ _ENV_SPEC: Final[tuple[tuple[str, str, Callable[[str, str], Any]], ...]] = (
         _parse_number(float, 0.1),
     ),
     ("shutdown_timeout_seconds", "REVENIUM_SHUTDOWN_TIMEOUT_SECONDS", _parse_number(float, 0)),
+    ("max_retries", "REVENIUM_METERING_MAX_RETRIES", _parse_number(int, 0)),
+    ("max_concurrency", "REVENIUM_METERING_WORKERS", _parse_number(int, 1)),
+    ("queue_size", "REVENIUM_METERING_QUEUE_SIZE", _parse_number(int, 100)),
     ("install_signal_handlers", "REVENIUM_INSTALL_SIGNAL_HANDLERS", _parse_flag),
     ("spool_dir", "REVENIUM_SPOOL_DIR", _as_path),
     ("ledger_path", "REVENIUM_LEDGER_PATH", _as_path),

@@ -3,8 +3,8 @@
 Producers (wrapped provider calls, ``@meter_tool``, ``report_tool_call``) call ``submit`` on
 the caller's thread, so it must be cheap and must never raise into the caller. It hands the
 record to the listeners (``revenium.testing`` captures, the demo) and then to the delivery
-runtime, which is installed by :func:`set_delivery`. Until a delivery is installed, records
-are dropped with a debug log line.
+runtime, which is loaded, and started, by the first record (:mod:`revenium.runtime`).
+``set_delivery`` replaces that destination (tests of the sink itself).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Final
 
-from revenium._diagnostics import logger, report_internal_error
+from revenium._diagnostics import report_internal_error
 from revenium.records import Record
 
 __all__ = [
@@ -66,9 +66,10 @@ def submit(record: Record) -> None:
                 keep = False
         if not keep:
             return
-        if _delivery:
-            _delivery[0](record)
-        else:
-            logger.debug("revenium: no delivery runtime installed; dropping %r", record)
+        if not _delivery:
+            from revenium import runtime  # noqa: PLC0415 - the runtime loads with the first record
+
+            _delivery[:] = [runtime.submit]
+        _delivery[0](record)
     except Exception as exc:  # noqa: BLE001 - contained and reported; see _diagnostics
         report_internal_error(exc, "submitting a record")
