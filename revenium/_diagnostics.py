@@ -16,6 +16,8 @@ misconfigured process does not log on every call.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Final
@@ -24,6 +26,7 @@ from revenium.errors import InternalMeteringError
 
 __all__ = [
     "ErrorHook",
+    "external_stacklevel",
     "internal_error_count",
     "logger",
     "report_internal_error",
@@ -42,6 +45,23 @@ _lock = threading.Lock()
 _warned: set[str] = set()
 _state: dict[str, object] = {"strict": False, "hook": None}
 _counts: dict[str, int] = {"internal_errors": 0}
+
+
+_PACKAGE_DIR: Final = os.path.dirname(os.path.abspath(__file__)) + os.sep  # noqa: PTH100, PTH120
+
+
+def external_stacklevel() -> int:
+    """The ``warnings.warn`` stacklevel of the first frame outside this package.
+
+    Called by the function that warns; the warning then points at the user's line however
+    many of our frames sit in between.
+    """
+    frame = sys._getframe(1)  # noqa: SLF001 - the documented way to walk the stack cheaply
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def warn_once(key: str, message: str, *args: object) -> None:

@@ -25,7 +25,7 @@ from typing import Any, Final, cast
 
 import attrs
 
-from revenium._diagnostics import warn_once
+from revenium._diagnostics import external_stacklevel, warn_once
 
 __all__ = ["EMPTY", "Credential", "Metadata", "Subscriber", "merge", "parse_metadata"]
 
@@ -269,20 +269,18 @@ class _Problems:
             message,
         )
 
-    def deprecated(self, legacy: str, name: str, stacklevel: int) -> None:
+    def deprecated(self, legacy: str, name: str) -> None:
         message = f"metadata field {legacy!r} is deprecated; use {name!r} instead"
         if self.strict:
-            warnings.warn(message, DeprecationWarning, stacklevel=stacklevel + 1)
+            warnings.warn(message, DeprecationWarning, stacklevel=external_stacklevel())
             return
         try:  # under -W error a warning raises, and nothing may raise into a provider call
-            warnings.warn(message, DeprecationWarning, stacklevel=stacklevel + 1)
+            warnings.warn(message, DeprecationWarning, stacklevel=external_stacklevel())
         except Warning:
             warn_once(f"deprecated:{legacy}", "revenium: %s", message)
 
 
-def _collect(
-    source: Mapping[object, object], problems: _Problems, stacklevel: int
-) -> dict[str, object]:
+def _collect(source: Mapping[object, object], problems: _Problems) -> dict[str, object]:
     """Resolve every key to its snake_case field; aliases and flat subscriber keys folded in."""
     values: dict[str, object] = {}
     spelled: dict[str, object] = {}
@@ -307,7 +305,7 @@ def _collect(
         else:
             values[name], spelled[name] = value, key
     for name, (key, value) in legacy.items():
-        problems.deprecated(key, name, stacklevel + 1)
+        problems.deprecated(key, name)
         if name not in values and not _unset(value):
             values[name] = value
     if flat and "subscriber" not in values:
@@ -325,13 +323,12 @@ def parse_metadata(
     *,
     origin: str,
     strict: bool,
-    stacklevel: int = 1,
 ) -> Metadata:
     """Validate ``source`` into a :class:`Metadata`.
 
     ``origin`` names where the metadata came from (``"revenium.session()"``) so that the error a
-    user sees points at their own code. ``stacklevel`` counts the frames between the user's
-    code and this function, for the ``DeprecationWarning`` of legacy aliases.
+    user sees points at their own code; the ``DeprecationWarning`` of a legacy alias points at
+    the user's line too.
     """
     if source is None:
         return EMPTY
@@ -344,7 +341,7 @@ def parse_metadata(
         return EMPTY
     items = cast("Mapping[object, object]", given)
     clean: dict[str, object] = {}
-    for name, value in _collect(items, problems, stacklevel + 1).items():
+    for name, value in _collect(items, problems).items():
         try:
             converted = _parse_subscriber(value) if name == "subscriber" else value
             if converted is None:

@@ -216,6 +216,23 @@ def _parse_flag(raw: str, variable: str) -> bool:
     return False
 
 
+# Numeric settings: (type, minimum). The environment and configure() enforce the same limits.
+_NUMBERS: Final[dict[str, tuple[type[int] | type[float], float]]] = {
+    "cb_poll_interval_seconds": (float, 1),
+    "timeout_seconds": (float, 0.1),
+    "connect_timeout_seconds": (float, 0.1),
+    "shutdown_timeout_seconds": (float, 0),
+    "max_retries": (int, 0),
+    "max_concurrency": (int, 1),
+    "queue_size": (int, 100),
+    "max_prompt_size": (int, 200),
+}
+
+
+def _number(field: str) -> Callable[[str, str], Any]:
+    return _parse_number(*_NUMBERS[field])
+
+
 def _parse_number(kind: type[int] | type[float], minimum: float) -> Callable[[str, str], Any]:
     def parse(raw: str, _variable: str) -> int | float:
         try:
@@ -296,19 +313,27 @@ _ENV_SPEC: Final[tuple[tuple[str, str, Callable[[str, str], Any]], ...]] = (
     ("circuit_breaker_enabled", "REVENIUM_CIRCUIT_BREAKER_ENABLED", _parse_flag),
     ("bypass", "REVENIUM_BYPASS", _parse_flag),
     ("enforcement_base_url", "REVENIUM_ENFORCEMENT_BASE_URL", _parse_url),
-    ("cb_poll_interval_seconds", "REVENIUM_CB_POLL_INTERVAL_SECONDS", _parse_number(float, 1)),
+    (
+        "cb_poll_interval_seconds",
+        "REVENIUM_CB_POLL_INTERVAL_SECONDS",
+        _number("cb_poll_interval_seconds"),
+    ),
     ("cb_fail_mode", "REVENIUM_CB_FAIL_MODE", _parse_fail_mode),
     ("cache_dir", "REVENIUM_CACHE_DIR", _as_path),
-    ("timeout_seconds", "REVENIUM_METERING_TIMEOUT_SECONDS", _parse_number(float, 0.1)),
+    ("timeout_seconds", "REVENIUM_METERING_TIMEOUT_SECONDS", _number("timeout_seconds")),
     (
         "connect_timeout_seconds",
         "REVENIUM_METERING_CONNECT_TIMEOUT_SECONDS",
-        _parse_number(float, 0.1),
+        _number("connect_timeout_seconds"),
     ),
-    ("shutdown_timeout_seconds", "REVENIUM_SHUTDOWN_TIMEOUT_SECONDS", _parse_number(float, 0)),
-    ("max_retries", "REVENIUM_METERING_MAX_RETRIES", _parse_number(int, 0)),
-    ("max_concurrency", "REVENIUM_METERING_WORKERS", _parse_number(int, 1)),
-    ("queue_size", "REVENIUM_METERING_QUEUE_SIZE", _parse_number(int, 100)),
+    (
+        "shutdown_timeout_seconds",
+        "REVENIUM_SHUTDOWN_TIMEOUT_SECONDS",
+        _number("shutdown_timeout_seconds"),
+    ),
+    ("max_retries", "REVENIUM_METERING_MAX_RETRIES", _number("max_retries")),
+    ("max_concurrency", "REVENIUM_METERING_WORKERS", _number("max_concurrency")),
+    ("queue_size", "REVENIUM_METERING_QUEUE_SIZE", _number("queue_size")),
     ("install_signal_handlers", "REVENIUM_INSTALL_SIGNAL_HANDLERS", _parse_flag),
     ("spool_dir", "REVENIUM_SPOOL_DIR", _as_path),
     ("ledger_path", "REVENIUM_LEDGER_PATH", _as_path),
@@ -375,10 +400,13 @@ def get_config() -> Config:
 
 
 def _activate(config: Config) -> None:
+    previous = _current[0].log_level if _current else None
     _current[:] = [config]
     set_error_hook(config.on_error)
-    if config.log_level is not None:
-        logger.setLevel(getattr(logging, config.log_level))
+    # Touch the logger only when the setting changes, so a level the application set on the
+    # ``revenium`` logger itself survives unrelated configure() calls; unset means inherit.
+    if config.log_level != previous:
+        logger.setLevel(logging.NOTSET if config.log_level is None else config.log_level)
 
 
 def reset_config() -> None:
@@ -417,7 +445,6 @@ def _override_defaults(value: object) -> Metadata:
         cast("Mapping[str, object] | Metadata", value),
         origin="revenium.configure(defaults=...)",
         strict=True,
-        stacklevel=4,
     )
 
 
@@ -427,9 +454,14 @@ def _override_hook(value: object) -> ErrorHook:
     return cast("ErrorHook", value)
 
 
-def _override_prompt_size(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 200:
-        raise ValueError("configure(): max_prompt_size must be a whole number >= 200")
+def _override_number(name: str, value: object) -> int | float:
+    kind, minimum = _NUMBERS[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"configure(): {name} must be a number; got {type(value).__name__}")
+    if kind is int and not isinstance(value, int):
+        raise TypeError(f"configure(): {name} must be a whole number; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"configure(): {name} must be at least {minimum:g}; got {value!r}")
     return value
 
 
@@ -442,7 +474,6 @@ _OVERRIDES: Final[dict[str, Callable[[object], object]]] = {
     "ledger_path": _override_path,
     "cache_dir": _override_path,
     "on_error": _override_hook,
-    "max_prompt_size": _override_prompt_size,
     "print_summary": lambda v: _parse_summary(str(v), "configure(print_summary=...)"),
     "cb_fail_mode": lambda v: _parse_fail_mode(str(v), "cb_fail_mode"),
     "log_level": lambda v: _parse_level(str(v), "log_level"),
@@ -459,12 +490,11 @@ def _convert_override(name: str, value: object) -> object:
     special = _OVERRIDES.get(name)
     if special is not None:
         return special(value)
+    if name in _NUMBERS:
+        return _override_number(name, value)
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise TypeError(f"configure(): {name} must be True or False")
-    elif isinstance(default, int | float):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise TypeError(f"configure(): {name} must be a number >= 0")
     elif not isinstance(value, str):
         raise TypeError(f"configure(): {name} must be a string")
     return value

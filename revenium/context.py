@@ -16,7 +16,7 @@ import functools
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any, ParamSpec, Self, TypeVar, overload
+from typing import Any, ParamSpec, Self, TypeVar, cast, overload
 
 from revenium._decorate import decorate
 from revenium.attribution import EMPTY, Metadata, merge, parse_metadata
@@ -164,9 +164,14 @@ def _scope_from(
     origin: str,
     metered: bool,
 ) -> Scope:
-    md = parse_metadata(mapping, origin=origin, strict=True, stacklevel=3)
+    nested = fields.get("metadata")
+    if isinstance(nested, Mapping) and mapping is None:
+        # The seed SDK's ``revenium_meter(metadata={...})`` spelling: the mapping by keyword.
+        fields = {k: v for k, v in fields.items() if k != "metadata"}
+        mapping = cast("Mapping[str, object]", nested)
+    md = parse_metadata(mapping, origin=origin, strict=True)
     if fields:
-        md = merge(md, parse_metadata(fields, origin=origin, strict=True, stacklevel=3))
+        md = merge(md, parse_metadata(fields, origin=origin, strict=True))
     return Scope(md, metered=metered)
 
 

@@ -11,8 +11,10 @@ provider's response id when there is one (provider ids are not unique across hos
 never serve as the idempotency key).
 
 Times: ``request_time`` is wall-clock UTC at the start; durations come from the monotonic clock;
-``response_time`` is derived from the two, so ``request_time + duration == response_time``
-holds exactly on the wire (the seed SDK's whole seconds broke that).
+``response_time`` is derived from the two. On the wire, where times have milliseconds and
+durations whole milliseconds, ``responseTime`` is computed from the other two, so that
+``requestTime + requestDuration == responseTime`` holds exactly (the seed SDK's whole-second
+timestamps broke that).
 """
 
 from __future__ import annotations

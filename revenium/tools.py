@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from revenium._decorate import decorate
@@ -137,6 +137,9 @@ def report_tool_call(
 ) -> ToolEventRecord:
     """Report a tool call measured by the caller; returns the record that was submitted.
 
+    ``timestamp`` is when the call started, as for ``@meter_tool``; by default, now minus
+    ``duration_ms``, which is right when the report follows the call.
+
     ``metadata`` adds to (and overrides) the ambient scope for this event only; an invalid
     field in it is dropped with a warning, like a provider call's ``usage_metadata``.
     """
@@ -148,7 +151,7 @@ def report_tool_call(
     record = ToolEventRecord(
         tool_id=tool_id,
         operation=operation,
-        timestamp=timestamp or utc_now(),
+        timestamp=timestamp or utc_now() - timedelta(milliseconds=float(duration_ms)),
         duration_ms=float(duration_ms),
         success=success,
         agent=agent,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Final, cast
 
@@ -83,6 +83,19 @@ def _camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+def _to_ms(value: datetime) -> datetime:
+    """UTC, cut to the millisecond: the precision the wire carries."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _offset(start: datetime, milliseconds: int) -> str:
+    """``start`` (cut to the ms) plus a whole number of ms: sums that hold exactly on the wire."""
+    return format_timestamp(_to_ms(start) + timedelta(milliseconds=milliseconds))
+
+
 def format_timestamp(value: datetime) -> str:
     """UTC ISO-8601 with milliseconds and a ``Z``: what the API parses, to the millisecond."""
     if value.tzinfo is None:
@@ -145,7 +158,7 @@ def _ai_common(
     body = _attribution(record.metadata)
     body.update(_converter().unstructure(record, type(record)))
     body["requestDuration"] = _ms(record.request_duration_ms)
-    body["responseTime"] = format_timestamp(record.response_time)
+    body["responseTime"] = _offset(record.request_time, body["requestDuration"])
     body["transactionId"] = record.transaction_id or record.idempotency_key
     body["costType"] = "AI"
     body["middlewareSource"] = MIDDLEWARE_SOURCE
@@ -176,9 +189,9 @@ def _completion(record: CompletionRecord) -> dict[str, Any]:
     )
     body["stopReason"] = record.stop_reason.value
     body["isStreamed"] = record.is_streamed
-    body["completionStartTime"] = format_timestamp(record.completion_start_time)
     ttft = record.time_to_first_token_ms
     body["timeToFirstToken"] = _ms(record.request_duration_ms if ttft is None else ttft)
+    body["completionStartTime"] = _offset(record.request_time, body["timeToFirstToken"])
     body.setdefault("retryNumber", 0)
     if "transactionName" not in body and "taskType" in body:
         body["transactionName"] = body["taskType"]  # the seed SDK's fallback, kept for dashboards

@@ -250,3 +250,15 @@ def test_merge_replaces_the_subscriber_whole() -> None:
 
 def test_repr_shows_only_set_fields() -> None:
     assert repr(Metadata(agent="bot", retry_number=1)) == "Metadata(agent='bot', retry_number=1)"
+
+
+def test_the_seed_meter_spelling_with_a_metadata_keyword_is_accepted() -> None:
+    scope = revenium.meter(metadata={"organizationName": "Acme"}, task_type="premium")
+    assert scope.metadata == Metadata(organization_name="Acme", task_type="premium")
+    assert scope.metered
+
+
+def test_decorator_legacy_alias_warns_at_the_decorators_line() -> None:
+    with pytest.warns(DeprecationWarning) as record:
+        revenium.metadata(productId="bot")
+    assert record[0].filename == __file__

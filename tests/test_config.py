@@ -254,11 +254,19 @@ def test_configure_converts_and_validates_where_it_is_called(tmp_path: Path) -> 
     [
         ({"capture_prompt": True}, TypeError, "did you mean 'capture_prompts'"),
         ({"capture_prompts": "yes"}, TypeError, "capture_prompts must be True or False"),
-        ({"timeout_seconds": -1}, TypeError, "timeout_seconds must be a number >= 0"),
+        ({"timeout_seconds": -1}, ValueError, "timeout_seconds must be at least 0.1; got -1"),
+        ({"timeout_seconds": "5"}, TypeError, "timeout_seconds must be a number; got str"),
+        ({"max_concurrency": 0}, ValueError, "max_concurrency must be at least 1; got 0"),
+        ({"queue_size": 2.5}, TypeError, "queue_size must be a whole number; got 2.5"),
+        (
+            {"cb_poll_interval_seconds": 0},
+            ValueError,
+            "cb_poll_interval_seconds must be at least 1",
+        ),
         ({"base_url": "not a url"}, ValueError, "must be an http\\(s\\) URL"),
         ({"api_key": 42}, TypeError, "api_key must be a string"),
         ({"on_error": "print"}, TypeError, "on_error must be callable"),
-        ({"max_prompt_size": 10}, ValueError, "max_prompt_size must be a whole number >= 200"),
+        ({"max_prompt_size": 10}, ValueError, "max_prompt_size must be at least 200; got 10"),
         ({"defaults": {"trace_type": "a b"}}, ValueError, "trace_type must be"),
         ({"bypass": None}, TypeError, "bypass cannot be None"),
     ],
@@ -278,3 +286,18 @@ def test_nothing_is_read_or_written_at_import(tmp_path: Path) -> None:
     importlib.reload(module)
     assert not (tmp_path / "state").exists()
     assert not (tmp_path / "data").exists()
+
+
+def test_configure_defaults_legacy_alias_warns_at_the_callers_line() -> None:
+    with pytest.warns(DeprecationWarning, match="'organizationId' is deprecated") as record:
+        revenium.configure(defaults={"organizationId": "Acme"})
+    assert record[0].filename == __file__
+    assert get_config().defaults.organization_name == "Acme"
+
+
+def test_log_level_can_be_set_and_reset() -> None:
+    logger = logging.getLogger("revenium")
+    revenium.configure(log_level="debug")
+    assert logger.level == logging.DEBUG
+    revenium.configure(log_level=None)
+    assert logger.level == logging.NOTSET

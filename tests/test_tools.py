@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -171,3 +172,17 @@ def test_env_defaults_reach_tool_events(monkeypatch: pytest.MonkeyPatch) -> None
         revenium.report_tool_call("t", duration_ms=1)
     event: ToolEventRecord = captured.tool_events[0]
     assert event.metadata.environment == "prod"
+
+
+def test_report_tool_call_legacy_metadata_warns_at_the_callers_line() -> None:
+    with revenium.testing.capture() as captured, pytest.warns(DeprecationWarning) as record:
+        revenium.report_tool_call("t", duration_ms=1, metadata={"organizationId": "Acme"})
+    assert record[0].filename == __file__
+    assert captured.tool_events[0].metadata.organization_name == "Acme"
+
+
+def test_report_tool_call_timestamp_defaults_to_the_start_of_the_call() -> None:
+    with revenium.testing.capture():
+        before = datetime.now(UTC)
+        record = revenium.report_tool_call("t", duration_ms=60_000)
+    assert before - record.timestamp >= timedelta(seconds=59)

@@ -108,7 +108,7 @@ def test_completion_body_with_every_field() -> None:
         "modelSource": "OPENAI",
         "requestTime": "2026-11-27T00:28:44.120Z",
         "responseTime": "2026-11-27T00:28:45.032Z",
-        "completionStartTime": "2026-11-27T00:28:44.421Z",
+        "completionStartTime": "2026-11-27T00:28:44.422Z",  # requestTime + timeToFirstToken
         "requestDuration": 912,
         "timeToFirstToken": 302,
         "transactionId": "chatcmpl-abc",
@@ -411,3 +411,16 @@ def test_every_record_gets_a_fresh_idempotency_key() -> None:
     b = CompletionRecord(model="m", provider="p", request_time=T0, request_duration_ms=1)
     assert a.idempotency_key != b.idempotency_key
     assert len(a.idempotency_key) == 36
+
+
+def test_wire_times_add_up_exactly_even_when_durations_round() -> None:
+    record = CompletionRecord(
+        model="m", provider="p", request_time=T0.replace(microsecond=120_900),
+        request_duration_ms=912.6, time_to_first_token_ms=0.5,
+    )  # fmt: skip
+    body = to_wire(record)
+    assert body["requestTime"] == "2026-11-27T00:28:44.120Z"
+    assert body["requestDuration"] == 913
+    assert body["responseTime"] == "2026-11-27T00:28:45.033Z"
+    assert body["timeToFirstToken"] == 0
+    assert body["completionStartTime"] == "2026-11-27T00:28:44.120Z"
