@@ -16,8 +16,8 @@ misconfigured process does not log on every call.
 from __future__ import annotations
 
 import logging
+import inspect
 import os
-import sys
 import threading
 from collections.abc import Callable
 from typing import Final
@@ -56,9 +56,12 @@ def external_stacklevel() -> int:
     Called by the function that warns; the warning then points at the user's line however
     many of our frames sit in between.
     """
-    frame = sys._getframe(1)  # noqa: SLF001 - the documented way to walk the stack cheaply
+    here = inspect.currentframe()
+    frame = here.f_back if here is not None else None  # the function that will warn
     level = 1
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+    while frame is not None and frame.f_back is not None:
+        if not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            break
         frame = frame.f_back
         level += 1
     return level

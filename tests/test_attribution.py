@@ -259,6 +259,6 @@ def test_the_seed_meter_spelling_with_a_metadata_keyword_is_accepted() -> None:
 
 
 def test_decorator_legacy_alias_warns_at_the_decorators_line() -> None:
-    with pytest.warns(DeprecationWarning) as record:
+    with pytest.warns(DeprecationWarning, match="'productId' is deprecated") as record:
         revenium.metadata(productId="bot")
     assert record[0].filename == __file__

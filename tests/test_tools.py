@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -175,7 +175,10 @@ def test_env_defaults_reach_tool_events(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_report_tool_call_legacy_metadata_warns_at_the_callers_line() -> None:
-    with revenium.testing.capture() as captured, pytest.warns(DeprecationWarning) as record:
+    with (
+        revenium.testing.capture() as captured,
+        pytest.warns(DeprecationWarning, match="'organizationId' is deprecated") as record,
+    ):
         revenium.report_tool_call("t", duration_ms=1, metadata={"organizationId": "Acme"})
     assert record[0].filename == __file__
     assert captured.tool_events[0].metadata.organization_name == "Acme"
