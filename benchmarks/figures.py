@@ -238,15 +238,19 @@ def raw_httpx(params: Params) -> Result:
         return ok
 
     async def main() -> Result:
-        limits = httpx.Limits(
-            max_connections=concurrency, max_keepalive_connections=concurrency
-        )
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
             await post_all(client, keys[:warmup])
             cpu0, t0 = time.process_time(), time.perf_counter()
             ok = await post_all(client, keys[warmup:])
             wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        return {"n": n, "delivered": ok, "seconds": wall, "rate": ok / wall, "cpu_us": cpu / n * 1e6}
+        return {
+            "n": n,
+            "delivered": ok,
+            "seconds": wall,
+            "rate": ok / wall,
+            "cpu_us": cpu / n * 1e6,
+        }
 
     return asyncio.run(main())
 

@@ -15,8 +15,8 @@ misconfigured process does not log on every call.
 
 from __future__ import annotations
 
-import logging
 import inspect
+import logging
 import os
 import threading
 from collections.abc import Callable
