@@ -386,3 +386,31 @@ def test_atexit_flushes_a_process_that_never_called_shutdown(
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert len(server.accepted) == 10
+
+
+_SIGTERM_VICTIM = """
+import sys, threading, revenium
+revenium.configure(api_key="{key}", base_url="{url}", spool_dir={spool!r})
+for i in range(7):
+    revenium.report_tool_call("t%d" % i, duration_ms=1)
+print("ready", flush=True)
+threading.Event().wait(60)  # a server waiting for work, until SIGTERM
+"""
+
+
+def test_the_opt_in_sigterm_handler_flushes_then_chains_to_the_default(
+    server: MeteringServer, spool_dir: Path
+) -> None:
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVENIUM_")}
+    env["REVENIUM_INSTALL_SIGNAL_HANDLERS"] = "true"
+    code = textwrap.dedent(_SIGTERM_VICTIM.format(key=KEY, url=server.url, spool=str(spool_dir)))
+    with subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == -signal.SIGTERM  # the default action still ran
+    assert len(server.accepted) == 7
