@@ -120,3 +120,9 @@ def report_internal_error(exc: BaseException, where: str, *, reraise: bool = Tru
             logger.exception("revenium: the on_error hook raised")
     if reraise and strict_enabled():
         raise InternalMeteringError(f"internal metering error in {where}: {exc!r}") from exc
+
+
+def reinit_after_fork() -> None:
+    """Replace the module lock in a forked child (another thread may have held it)."""
+    global _lock  # noqa: PLW0603 - see the docstring
+    _lock = threading.Lock()

@@ -518,3 +518,9 @@ def configure(**overrides: object) -> Config:
         config = attrs.evolve(base, **cast("dict[str, Any]", converted))
         _activate(config)
     return config
+
+
+def reinit_after_fork() -> None:
+    """Replace the module lock in a forked child (another thread may have held it)."""
+    global _lock  # noqa: PLW0603 - see the docstring
+    _lock = threading.Lock()

@@ -46,6 +46,8 @@ import anyio.from_thread
 import anyio.to_thread
 import attrs
 
+from revenium import _diagnostics, sink
+from revenium import config as config_module
 from revenium._diagnostics import internal_error_count, logger, report_internal_error, warn_once
 from revenium.config import Config, get_config
 from revenium.delivery import Attempt, Sender, Verdict
@@ -671,6 +673,7 @@ async def _attempt_row(
 
 _lock = threading.Lock()
 _current: list[Runtime] = []
+_last: list[Runtime] = []  # the runtime most recently shut down, for statistics()
 
 
 def _runtime(*, create: bool = True) -> Runtime | None:
@@ -709,8 +712,10 @@ def track_stream(stream: Finalizable) -> None:
 
 
 def statistics() -> Statistics:
-    """Delivery counters of this process (all zero before the first record)."""
-    runtime = _runtime(create=False)
+    """Delivery counters of this process's runtime (the last one, after a shutdown)."""
+    runtime = _runtime(create=False) or (
+        _last[0] if _last and _last[0].pid == os.getpid() else None
+    )
     if runtime is None:
         return Statistics(internal_errors=internal_error_count())
     return runtime.statistics()
@@ -750,6 +755,7 @@ def shutdown_sync(timeout: float | None = None) -> DeliveryReport:
     with _lock:
         if _current and _current[0] is runtime:
             _current.clear()
+        _last[:] = [runtime]
     return runtime.shutdown(_timeout(timeout))
 
 
@@ -782,6 +788,9 @@ def _after_fork_in_child() -> None:
     global _lock  # noqa: PLW0603 - a lock held at fork time would stay locked forever
     _lock = threading.Lock()
     _current.clear()
+    _last.clear()
+    for module in (_diagnostics, config_module, sink):
+        module.reinit_after_fork()
 
 
 _previous_handlers: dict[int, Any] = {}

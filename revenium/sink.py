@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Final
 
 from revenium._diagnostics import report_internal_error
 from revenium.records import Record
@@ -28,7 +27,7 @@ __all__ = [
 Listener = Callable[[Record], object]
 """Sees every record as it is submitted; returns ``False`` to keep it from delivery."""
 
-_lock: Final = threading.Lock()
+_lock = threading.Lock()
 _listeners: tuple[Listener, ...] = ()
 _delivery: list[Callable[[Record], None]] = []
 
@@ -73,3 +72,9 @@ def submit(record: Record) -> None:
         _delivery[0](record)
     except Exception as exc:  # noqa: BLE001 - contained and reported; see _diagnostics
         report_internal_error(exc, "submitting a record")
+
+
+def reinit_after_fork() -> None:
+    """Replace the module lock in a forked child (another thread may have held it)."""
+    global _lock  # noqa: PLW0603 - see the docstring
+    _lock = threading.Lock()
