@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     from revenium.context import metadata as revenium_metadata
     from revenium.context import meter as revenium_meter
     from revenium.errors import BudgetExceededError, InternalMeteringError, ReveniumError
+    from revenium.lifecycle import (
+        flush,
+        flush_sync,
+        shutdown,
+        shutdown_sync,
+        statistics,
+    )
     from revenium.records import (
         AudioRecord,
         CompletionRecord,
@@ -34,15 +41,7 @@ if TYPE_CHECKING:
         ToolEventRecord,
         VideoRecord,
     )
-    from revenium.runtime import (
-        DeliveryReport,
-        Statistics,
-        flush,
-        flush_sync,
-        shutdown,
-        shutdown_sync,
-        statistics,
-    )
+    from revenium.reports import DeliveryReport, Statistics
     from revenium.tools import meter_tool, report_tool_call
 
 __all__ = [
@@ -89,13 +88,13 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "CompletionRecord": ("revenium.records", "CompletionRecord"),
     "Config": ("revenium.config", "Config"),
     "Credential": ("revenium.attribution", "Credential"),
-    "DeliveryReport": ("revenium.runtime", "DeliveryReport"),
-    "Statistics": ("revenium.runtime", "Statistics"),
-    "flush": ("revenium.runtime", "flush"),
-    "flush_sync": ("revenium.runtime", "flush_sync"),
-    "shutdown": ("revenium.runtime", "shutdown"),
-    "shutdown_sync": ("revenium.runtime", "shutdown_sync"),
-    "statistics": ("revenium.runtime", "statistics"),
+    "DeliveryReport": ("revenium.reports", "DeliveryReport"),
+    "Statistics": ("revenium.reports", "Statistics"),
+    "flush": ("revenium.lifecycle", "flush"),
+    "flush_sync": ("revenium.lifecycle", "flush_sync"),
+    "shutdown": ("revenium.lifecycle", "shutdown"),
+    "shutdown_sync": ("revenium.lifecycle", "shutdown_sync"),
+    "statistics": ("revenium.lifecycle", "statistics"),
     "ImageRecord": ("revenium.records", "ImageRecord"),
     "InternalMeteringError": ("revenium.errors", "InternalMeteringError"),
     "Metadata": ("revenium.attribution", "Metadata"),

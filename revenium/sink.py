@@ -3,7 +3,7 @@
 Producers (wrapped provider calls, ``@meter_tool``, ``report_tool_call``) call ``submit`` on
 the caller's thread, so it must be cheap and must never raise into the caller. It hands the
 record to the listeners (``revenium.testing`` captures, the demo) and then to the delivery
-runtime, which is loaded, and started, by the first record (:mod:`revenium.runtime`).
+runtime, which is loaded, and started, by the first record (:mod:`revenium.lifecycle`).
 ``set_delivery`` replaces that destination (tests of the sink itself).
 """
 
@@ -66,9 +66,9 @@ def submit(record: Record) -> None:
         if not keep:
             return
         if not _delivery:
-            from revenium import runtime  # noqa: PLC0415 - the runtime loads with the first record
+            from revenium import lifecycle  # noqa: PLC0415 - the runtime loads with the first record
 
-            _delivery[:] = [runtime.submit]
+            _delivery[:] = [lifecycle.submit]
         _delivery[0](record)
     except Exception as exc:  # noqa: BLE001 - contained and reported; see _diagnostics
         report_internal_error(exc, "submitting a record")

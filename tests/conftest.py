@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from revenium import _diagnostics, config, runtime, sink
+from revenium import _diagnostics, config, lifecycle, sink
 
 _FALLBACK_VARIABLES = {
     "ENVIRONMENT",
@@ -32,7 +32,7 @@ def clean_sdk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     config.reset_config()
     _diagnostics.reset_warnings()
     yield
-    runtime.shutdown_sync(timeout=5)  # each test leaves no runtime thread behind
+    lifecycle.shutdown_sync(timeout=5)  # each test leaves no runtime thread behind
     config.reset_config()
     _diagnostics.set_strict(False)
     sink.set_delivery(None)
