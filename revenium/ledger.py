@@ -6,7 +6,8 @@ reads it. With a key the ledger is kept only when ``REVENIUM_LEDGER_PATH`` asks 
 
 Rows are keyed by the record's idempotency key, so writing a record twice (a replay, a retry
 of the write) never counts it twice. The columns that summaries group by are extracted; the
-full wire body is kept beside them so nothing is lost. Only the runtime thread writes here.
+full wire body is kept beside them so nothing is lost. Only the runtime writes here (from
+its worker threads, and from the stopping thread at shutdown), serialized by a lock.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from revenium import config as config_module
 from revenium._diagnostics import internal_error_count, logger
 from revenium.config import get_config
 from revenium.records import Record
-from revenium.reports import DeliveryReport, Finalizable, Statistics
+from revenium.reports import DeliveryReport, Statistics
 from revenium.runtime import Runtime
 
 __all__ = [
@@ -34,12 +34,12 @@ __all__ = [
     "shutdown_sync",
     "statistics",
     "submit",
-    "track_stream",
 ]
 
 _lock = threading.Lock()
 _current: list[Runtime] = []
 _last: list[Runtime] = []  # the runtime most recently shut down, for statistics()
+_mp_hook: list[bool] = []  # the multiprocessing exit hook is registered once per process
 
 
 def _runtime(*, create: bool = True) -> Runtime | None:
@@ -55,11 +55,12 @@ def _runtime(*, create: bool = True) -> Runtime | None:
         runtime = Runtime()
         _current[:] = [runtime]
         _install_signal_handler()
-        if "multiprocessing" in sys.modules:
+        if "multiprocessing" in sys.modules and not _mp_hook:
             # multiprocessing children end with os._exit, which skips atexit; its own exit
             # hook runs these finalizers, so a worker process delivers its records too.
             mp_util = importlib.import_module("multiprocessing.util")
             mp_util.Finalize(None, _at_exit, exitpriority=100)
+            _mp_hook.append(True)
         return runtime
 
 
@@ -68,13 +69,6 @@ def submit(record: Record) -> None:
     runtime = _runtime()
     assert runtime is not None
     runtime.submit(record)
-
-
-def track_stream(stream: Finalizable) -> None:
-    """Have shutdown (and interpreter exit) finalize ``stream`` if it is still open."""
-    runtime = _runtime()
-    assert runtime is not None
-    runtime.track(stream)
 
 
 def statistics() -> Statistics:
@@ -114,6 +108,9 @@ def shutdown_sync(timeout: float | None = None) -> DeliveryReport:
 
     A record submitted afterwards starts a fresh runtime: nothing vanishes after shutdown.
     """
+    streams = sys.modules.get("revenium.streams")
+    if streams is not None:  # only loaded once a wrapped client made a stream
+        streams.finalize_open_streams()
     create = get_config().api_key is not None
     runtime = _runtime(create=create)
     if runtime is None:
@@ -131,6 +128,9 @@ async def shutdown(timeout: float | None = None) -> DeliveryReport:  # noqa: ASY
 
 
 def _at_exit() -> None:
+    streams = sys.modules.get("revenium.streams")
+    if streams is not None:  # a stream the caller never closed still gets its record
+        streams.finalize_open_streams()
     runtime = _runtime(create=False)
     if runtime is None:
         return
@@ -155,6 +155,7 @@ def _after_fork_in_child() -> None:
     _lock = threading.Lock()
     _current.clear()
     _last.clear()
+    _mp_hook.clear()
     for module in (_diagnostics, config_module, sink):
         module.reinit_after_fork()
 
@@ -168,7 +169,7 @@ def _install_signal_handler() -> None:
     if threading.current_thread() is not threading.main_thread():
         logger.warning(
             "revenium: REVENIUM_INSTALL_SIGNAL_HANDLERS is set but the first record came from a "
-            "worker thread; install it from the main thread with revenium.install_signal_handler()"
+            "worker thread; call revenium.lifecycle.install_signal_handler() from the main thread"
         )
         return
     install_signal_handler()

@@ -6,17 +6,9 @@ need not import the machinery that produces them.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import attrs
 
-__all__ = ["Counters", "DeliveryReport", "Finalizable", "Statistics"]
-
-
-class Finalizable(Protocol):
-    """A stream that can emit its record now (called at shutdown for streams left open)."""
-
-    def finalize_now(self) -> None: ...
+__all__ = ["Counters", "DeliveryReport", "Statistics"]
 
 
 @attrs.frozen

@@ -30,7 +30,6 @@ import json
 import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +45,7 @@ from revenium.config import Config, get_config
 from revenium.delivery import Attempt, Sender, Verdict
 from revenium.ledger import Ledger
 from revenium.records import CompletionRecord, Record, ToolEventRecord
-from revenium.reports import Counters, DeliveryReport, Finalizable, Statistics
+from revenium.reports import Counters, DeliveryReport, Statistics
 from revenium.spool import ClaimedRow, Envelope, Spool, default_path
 from revenium.wire import endpoint_for, to_wire
 
@@ -83,7 +82,6 @@ class Runtime:
         self._wake_pending = False
         self._counters = Counters()
         self._drop_lock = threading.Lock()
-        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
         self._in_flight: dict[str, Envelope] = {}
         self._to_spool: list[tuple[Envelope, int]] = []
         self._paused: str | None = None
@@ -96,7 +94,9 @@ class Runtime:
         self._sender: Sender | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id = 0
-        self._portal_cm = anyio.from_thread.start_blocking_portal("asyncio")
+        self._portal_cm = anyio.from_thread.start_blocking_portal(
+            "asyncio", name="revenium-runtime"
+        )
         self._portal = self._portal_cm.__enter__()
         self._main_future, _ = self._portal.start_task(self._main, name="revenium-runtime")
 
@@ -124,10 +124,6 @@ class Runtime:
                 dropped,
                 record.idempotency_key,
             )
-
-    def track(self, stream: Finalizable) -> None:
-        """Remember an open stream so that shutdown can emit its record."""
-        self._streams.add(stream)
 
     def statistics(self) -> Statistics:
         """A consistent-enough snapshot of the counters (read without locks)."""
@@ -334,14 +330,15 @@ class Runtime:
         warn_once(
             f"quarantine:{result.status}",
             "revenium: the metering API rejected a record with HTTP %s (%s); it is kept in "
-            "quarantine in the spool (see `revenium spool quarantine`) and not retried",
+            "quarantine in the spool, not retried (docs/lifecycle.md: quarantine)",
             result.status,
             result.reason[:200],
         )
 
     def _pause(self, result: Attempt) -> None:
         kind = "misconfigured" if result.verdict is Verdict.MISCONFIGURED else "unreachable"
-        self._counters.last_error = f"HTTP {result.status}: {result.reason[:200]}"
+        status = f"HTTP {result.status}: " if result.status is not None else ""
+        self._counters.last_error = f"{status}{result.reason[:200]}"
         if self._paused == kind:
             return
         self._paused = kind
@@ -405,9 +402,12 @@ class Runtime:
         by_attempts: dict[int, list[Envelope]] = {}
         for envelope, attempts in batch:
             by_attempts.setdefault(attempts, []).append(envelope)
+        dropped_before = spool.dropped
         for attempts, envelopes in by_attempts.items():
             spool.add(envelopes, attempts=attempts)
         self._counters.spooled += len(batch)
+        # A spool that fell back to memory evicts beyond its bound: those records are lost.
+        self._counters.dropped += spool.dropped - dropped_before
 
     async def _replay_loop(self) -> None:
         while True:
@@ -453,7 +453,11 @@ class Runtime:
             return False
         assert self._sender is not None
         spool = await self._spool_store()
+        # Probe with a row that is due, so a record the server keeps failing (it backs off)
+        # cannot block the probe for everyone else; the oldest row only when none is due.
         rows = await anyio.to_thread.run_sync(
+            lambda: spool.claim(1, owner=self._owner, lease_seconds=LEASE_SECONDS)
+        ) or await anyio.to_thread.run_sync(
             lambda: spool.claim(1, owner=self._owner, lease_seconds=LEASE_SECONDS, due_only=False)
         )
         if not rows:
@@ -499,6 +503,7 @@ class Runtime:
     async def _flush(self, deadline: float) -> DeliveryReport:
         started = time.monotonic()
         completed = False
+        pending = 0
         with anyio.move_on_after(max(deadline - time.monotonic(), 0.0)):
             try:
                 await self._drain_once()
@@ -509,17 +514,15 @@ class Runtime:
                 await self._replay_once(force=True)
                 await self._write_spool()
                 completed = True
+                if self._spool is not None:
+                    spool = self._spool
+                    pending = (await anyio.to_thread.run_sync(spool.counts)).pending
             except Exception as exc:  # noqa: BLE001 - a flush reports, it never raises
                 self._counters.last_error = f"flush: {exc!r}"
                 report_internal_error(exc, "flushing", reraise=False)
-        return self._report(started, completed=completed)
+        return attrs.evolve(self._report(started, completed=completed), pending=pending)
 
     async def _shutdown(self, deadline: float) -> DeliveryReport:
-        for stream in list(self._streams):
-            try:
-                stream.finalize_now()
-            except Exception as exc:  # noqa: BLE001 - one stream must not stop the shutdown
-                report_internal_error(exc, "finalizing an open stream", reraise=False)
         # Keep a slice of the deadline for spooling what could not be delivered.
         reserve = min(0.5, max(deadline - time.monotonic(), 0.0) * 0.2)
         report = await self._flush(deadline - reserve)
@@ -587,5 +590,5 @@ async def _attempt_row(
     limiter: anyio.CapacityLimiter,
     results: list[tuple[ClaimedRow, Attempt]],
 ) -> None:
-    async with limiter:
-        results.append((row, await sender.attempt(row.envelope, config)))
+    async with limiter:  # with retries: one passing 503 must not pause the whole replay
+        results.append((row, await sender.deliver(row.envelope, config)))
