@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         shutdown_sync,
         statistics,
     )
+    from revenium.proxy import unwrap, wrap
     from revenium.records import (
         AudioRecord,
         CompletionRecord,
@@ -78,6 +79,8 @@ __all__ = [
     "shutdown_sync",
     "statistics",
     "testing",
+    "unwrap",
+    "wrap",
 ]
 
 # name -> (module, attribute); ``revenium_metadata`` and ``revenium_meter`` are the seed SDK's
@@ -115,6 +118,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "revenium_meter": ("revenium.context", "meter"),
     "session": ("revenium.context", "session"),
     "testing": ("revenium.testing", None),
+    "unwrap": ("revenium.proxy", "unwrap"),
+    "wrap": ("revenium.proxy", "wrap"),
 }
 
 

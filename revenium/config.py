@@ -39,6 +39,7 @@ __all__ = [
 DEFAULT_BASE_URL: Final = "https://api.revenium.ai"
 _KEY_PREFIXES: Final = ("hak_", "rev_")
 PrintSummary = Literal["off", "human", "json"]
+_NO_ALIASES: Final[Mapping[str, str]] = {}
 FailMode = Literal["open", "closed"]
 
 
@@ -151,6 +152,8 @@ class Config:
     spool_dir: Path | None = None
     ledger_path: Path | None = None
     print_summary: PrintSummary = "off"
+    inject_stream_usage: bool = True
+    model_aliases: Mapping[str, str] = attrs.field(factory=lambda: _NO_ALIASES, hash=False)
     on_error: ErrorHook | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
@@ -293,6 +296,26 @@ def _parse_max_prompt(raw: str, variable: str) -> int:
     return max(value, 200)
 
 
+def _parse_aliases(raw: str, _variable: str) -> dict[str, str]:
+    """``deployment=model,deployment2=model2``: Azure deployment names to the models behind them."""
+    aliases: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, model = item.partition("=")
+        if not sep or not name.strip() or not model.strip():
+            raise ValueError(f"{item!r} is not name=model")
+        aliases[name.strip()] = model.strip()
+    return aliases
+
+
+def _override_aliases(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise TypeError("configure(): model_aliases must be a mapping of name to model")
+    items = cast("Mapping[object, object]", value)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in items.items()):
+        raise TypeError("configure(): model_aliases must map strings to strings")
+    return {str(k): str(v) for k, v in items.items()}
+
+
 def _as_str(raw: str, _variable: str) -> str:
     return raw
 
@@ -338,6 +361,8 @@ _ENV_SPEC: Final[tuple[tuple[str, str, Callable[[str, str], Any]], ...]] = (
     ("spool_dir", "REVENIUM_SPOOL_DIR", _as_path),
     ("ledger_path", "REVENIUM_LEDGER_PATH", _as_path),
     ("print_summary", "REVENIUM_PRINT_SUMMARY", _parse_summary),
+    ("inject_stream_usage", "REVENIUM_INJECT_STREAM_USAGE", _parse_flag),
+    ("model_aliases", "REVENIUM_MODEL_ALIASES", _parse_aliases),
 )
 
 _TRACE_ENV: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
@@ -474,6 +499,7 @@ _OVERRIDES: Final[dict[str, Callable[[object], object]]] = {
     "ledger_path": _override_path,
     "cache_dir": _override_path,
     "on_error": _override_hook,
+    "model_aliases": _override_aliases,
     "print_summary": lambda v: _parse_summary(str(v), "configure(print_summary=...)"),
     "cb_fail_mode": lambda v: _parse_fail_mode(str(v), "cb_fail_mode"),
     "log_level": lambda v: _parse_level(str(v), "log_level"),

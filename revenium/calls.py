@@ -1,0 +1,209 @@
+"""One metered provider call, written once for every provider and both colours.
+
+The contract with the caller, in order of importance:
+
+1. The provider's result, or the provider's exception (the same object), reaches the caller
+   unchanged. Nothing the SDK does before or after the call raises into it; internal failures
+   are contained and reported (``revenium._diagnostics``).
+2. Every paid call yields one record: on success, on a provider error (stop reason ERROR), on
+   cancellation, and for streams on every exit path (:mod:`revenium.streams`).
+3. The request is never rewritten, with one documented exception an adapter opts into (chat
+   streams' ``include_usage`` on endpoints known to accept it); the per-call
+   ``usage_metadata=`` keyword of the seed SDK is removed before the provider sees it.
+
+The sync and async wrappers differ only in ``await``; the work before and after the call is
+shared by :func:`_begin` and :func:`_settle`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+import attrs
+
+from revenium._diagnostics import report_internal_error
+from revenium.attribution import Metadata, parse_metadata
+from revenium.config import get_config
+from revenium.context import effective_metadata, is_metered
+from revenium.providers.base import CallInfo, Endpoint, Labels
+from revenium.records import StopReason, utc_now
+from revenium.sink import submit
+from revenium.streams import meter_async_stream, meter_stream
+
+__all__ = ["ClientState", "metered_async", "metered_sync"]
+
+
+@attrs.frozen
+class ClientState:
+    """What a wrapped client remembers: its original, its labels and its metadata."""
+
+    original: Any
+    labels: Labels
+    metadata: Metadata
+    hints: Mapping[str, Any]
+
+
+def _begin(
+    endpoint: Endpoint, state: ClientState, kwargs: dict[str, Any], raw_call_metadata: object
+) -> CallInfo | None:
+    """Everything before the provider call; ``None`` when this call is not metered."""
+    config = get_config()
+    if not is_metered(selective=config.selective_metering):
+        return None
+    call_metadata = parse_metadata(
+        cast("Mapping[str, object] | None", raw_call_metadata),
+        origin="usage_metadata",
+        strict=False,
+    )
+    call = CallInfo(
+        labels=state.labels,
+        request=kwargs,
+        request_time=utc_now(),
+        started=time.perf_counter(),
+        metadata=effective_metadata(client=state.metadata, call=call_metadata),
+        capture_prompts=config.capture_prompts,
+        capture_limit=config.max_prompt_size,
+        stream_usage=state.labels.inject_stream_usage and config.inject_stream_usage,
+        client_hints=state.hints,
+        model_aliases=config.model_aliases,
+    )
+    if endpoint.prepare is not None:
+        prepared = dict(kwargs)
+        if endpoint.prepare(prepared, call):
+            kwargs.clear()
+            kwargs.update(prepared)
+            call = attrs.evolve(call, request=kwargs, injected_usage=True)
+    return call
+
+
+def _model(endpoint: Endpoint, call: CallInfo) -> str:
+    value = call.request.get(endpoint.model_argument)
+    return value if isinstance(value, str) and value else "unknown"
+
+
+def _failed(endpoint: Endpoint, call: CallInfo, error: BaseException) -> None:
+    """The record of a call that raised: ERROR, or CANCELLED for a cancellation."""
+    try:
+        record = call.failure(_model(endpoint, call), error, duration_ms=call.elapsed_ms())
+        if not isinstance(error, Exception):  # cancellation, KeyboardInterrupt, exit
+            record = attrs.evolve(record, stop_reason=StopReason.CANCELLED, error_code=None)
+        submit(record)
+    except Exception as exc:  # noqa: BLE001 - contained: the provider's error goes on unchanged
+        report_internal_error(exc, f"metering the failed call {endpoint.path}")
+
+
+def _is_raw_response(result: object) -> bool:
+    """``with_raw_response`` / ``with_streaming_response`` hand back a response wrapper."""
+    return hasattr(result, "http_response") and callable(getattr(result, "parse", None))
+
+
+def _settle(endpoint: Endpoint, call: CallInfo, result: Any, *, is_async: bool) -> Any:
+    """Everything after a successful call; returns what the caller gets (never raises)."""
+    try:
+        if not endpoint.needs_response:
+            record = endpoint.record(call, None)
+            if record is not None:
+                submit(record)
+            return result
+        if _is_raw_response(result):
+            _meter_on_parse(endpoint, call, result, is_async=is_async)
+            return result
+        if endpoint.accumulator is not None and endpoint.is_stream(call.request):
+            accumulator = endpoint.accumulator(call)
+            if is_async:
+                return meter_async_stream(result, call, accumulator)
+            return meter_stream(result, call, accumulator)
+        record = endpoint.record(call, result)
+        if record is not None:
+            submit(record)
+    except Exception as exc:  # noqa: BLE001 - contained: the caller still gets the result
+        report_internal_error(exc, f"metering {endpoint.path}")
+    return result
+
+
+def _meter_on_parse(endpoint: Endpoint, call: CallInfo, response: Any, *, is_async: bool) -> None:
+    """Meter a raw response when the caller parses it (raw bytes readers stay unmetered)."""
+    original = response.parse
+    done: list[bool] = []
+
+    def settle(parsed: Any) -> Any:
+        if done:
+            return parsed
+        done.append(True)
+        return _settle(endpoint, call, parsed, is_async=is_async)
+
+    if _is_coroutine_function(original):
+
+        @functools.wraps(original)
+        async def parse_async(*args: Any, **kwargs: Any) -> Any:
+            return settle(await original(*args, **kwargs))
+
+        response.parse = parse_async
+    else:
+
+        @functools.wraps(original)
+        def parse(*args: Any, **kwargs: Any) -> Any:
+            return settle(original(*args, **kwargs))
+
+        response.parse = parse
+
+
+def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
+    import inspect  # noqa: PLC0415 - only raw-response calls need it
+
+    return inspect.iscoroutinefunction(inspect.unwrap(fn))
+
+
+def _start(endpoint: Endpoint, state: ClientState, kwargs: dict[str, Any]) -> CallInfo | None:
+    # The seed SDK's per-call keyword is ours: the provider never sees it, metered or not.
+    raw_call_metadata = kwargs.pop("usage_metadata", None)
+    try:
+        return _begin(endpoint, state, kwargs, raw_call_metadata)
+    except Exception as exc:  # noqa: BLE001 - an SDK bug must not cost the caller the call
+        report_internal_error(exc, f"preparing {endpoint.path}")
+        return None
+
+
+def metered_sync(
+    original: Callable[..., Any], endpoint: Endpoint, state: ClientState
+) -> Callable[..., Any]:
+    """A drop-in for a sync SDK method that meters each call."""
+
+    @functools.wraps(original)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        info = _start(endpoint, state, kwargs)
+        if info is None:
+            return original(*args, **kwargs)
+        try:
+            result = original(*args, **kwargs)
+        except BaseException as error:
+            _failed(endpoint, info, error)
+            raise
+        return _settle(endpoint, info, result, is_async=False)
+
+    call.__revenium_endpoint__ = endpoint.path  # type: ignore[attr-defined]
+    return call
+
+
+def metered_async(
+    original: Callable[..., Any], endpoint: Endpoint, state: ClientState
+) -> Callable[..., Any]:
+    """A drop-in for an async SDK method that meters each call."""
+
+    @functools.wraps(original)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        info = _start(endpoint, state, kwargs)
+        if info is None:
+            return await original(*args, **kwargs)
+        try:
+            result = await original(*args, **kwargs)
+        except BaseException as error:
+            _failed(endpoint, info, error)
+            raise
+        return _settle(endpoint, info, result, is_async=True)
+
+    call.__revenium_endpoint__ = endpoint.path  # type: ignore[attr-defined]
+    return call

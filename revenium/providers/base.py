@@ -1,0 +1,169 @@
+"""The shape of a provider adapter: data and pure functions, no I/O, no threads, no sync/async.
+
+An adapter says *what* to meter on a client (which method paths), *how* to read a response or
+a stream into a record, and what the provider is called on the wire. Everything else (timing,
+metadata, error isolation, streams finalized exactly once, the sync/async split, delivery) is
+written once, in :mod:`revenium.proxy`, :mod:`revenium.calls` and :mod:`revenium.streams`.
+Adding a provider means one module of this shape.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+import attrs
+
+from revenium.attribution import Metadata
+from revenium.capture import PromptCapture
+from revenium.records import CompletionRecord, OperationType, Record, StopReason
+
+__all__ = [
+    "Accumulator",
+    "Adapter",
+    "CallInfo",
+    "Endpoint",
+    "Labels",
+    "estimate_tokens",
+]
+
+
+_NO_HINTS: Mapping[str, Any] = {}
+_NO_ALIASES: Mapping[str, str] = {}
+
+
+@attrs.frozen
+class Labels:
+    """What the provider and the model's maker are called on the wire (one table: docs)."""
+
+    provider: str
+    model_source: str | None = None
+    inject_stream_usage: bool = False  # the endpoint is known to accept include_usage
+
+
+@attrs.frozen
+class CallInfo:
+    """Everything a parse function may need about the call, captured by the engine."""
+
+    labels: Labels
+    request: Mapping[str, Any]
+    request_time: datetime
+    started: float  # time.perf_counter() at the start
+    metadata: Metadata
+    capture_prompts: bool
+    capture_limit: int
+    injected_usage: bool = False
+    stream_usage: bool = False  # may ask a chat stream for usage (endpoint and config allow)
+    client_hints: Mapping[str, Any] = attrs.field(factory=lambda: _NO_HINTS)
+    model_aliases: Mapping[str, str] = attrs.field(factory=lambda: _NO_ALIASES)
+
+    def elapsed_ms(self, now: float | None = None) -> float:
+        """Milliseconds since the call started (monotonic)."""
+        return ((time.perf_counter() if now is None else now) - self.started) * 1000
+
+    def completion(
+        self,
+        *,
+        model: str,
+        duration_ms: float,
+        time_to_first_token_ms: float | None = None,
+        operation_type: OperationType = OperationType.CHAT,
+        prompts: PromptCapture | None = None,
+        **fields: Any,
+    ) -> CompletionRecord:
+        """A completion record with the engine's common fields filled in."""
+        return CompletionRecord(
+            model=model,
+            provider=self.labels.provider,
+            model_source=self.labels.model_source,
+            request_time=self.request_time,
+            request_duration_ms=duration_ms,
+            time_to_first_token_ms=duration_ms
+            if time_to_first_token_ms is None
+            else time_to_first_token_ms,
+            operation_type=operation_type,
+            metadata=self.metadata,
+            prompts=prompts,
+            **fields,
+        )
+
+    def failure(self, model: str, error: BaseException, *, duration_ms: float) -> CompletionRecord:
+        """The record of a call the provider rejected: stop reason ERROR, the status code."""
+        status = getattr(error, "status_code", None)
+        message = getattr(error, "message", None) or str(error) or type(error).__name__
+        return self.completion(
+            model=model,
+            duration_ms=duration_ms,
+            stop_reason=StopReason.ERROR,
+            error_code=status if isinstance(status, int) else None,
+            error_reason=f"{type(error).__name__}: {message}",
+        )
+
+
+class Accumulator(Protocol):
+    """Reads a stream chunk by chunk (O(1) per chunk) and makes its record at the end."""
+
+    def feed(self, chunk: Any) -> tuple[bool, bool]:
+        """Look at one chunk; return ``(is_first_content_candidate, hide_from_caller)``."""
+        ...
+
+    def record(
+        self,
+        call: CallInfo,
+        *,
+        duration_ms: float,
+        ttft_ms: float | None,
+        error: BaseException | None,
+    ) -> Record | None:
+        """The record at the stream's end, whether it completed, failed or was abandoned."""
+        ...
+
+
+@attrs.frozen
+class Endpoint:
+    """One metered method, by its attribute path on the client (``chat.completions.create``).
+
+    ``record`` turns a non-streamed result into a record (``None``: nothing to meter yet, such
+    as a background response still queued); ``accumulator`` reads a streamed one;
+    ``is_stream`` tells from the arguments which it is; ``prepare`` may adjust a *copy* of the
+    arguments (returns True when it injected something the caller did not ask for).
+    """
+
+    path: str
+    record: Callable[[CallInfo, Any], Record | None]
+    accumulator: Callable[[CallInfo], Accumulator] | None = None
+    is_stream: Callable[[Mapping[str, Any]], bool] = attrs.field(default=lambda kw: False)
+    prepare: Callable[[dict[str, Any], CallInfo], bool] | None = None
+    model_argument: str = "model"
+    needs_response: bool = True  # False: the request alone makes the record (raw bytes too)
+
+
+@attrs.frozen
+class Adapter:
+    """A provider: the client types it handles, its endpoints, and its labelling rule."""
+
+    name: str
+    extra: str
+    client_modules: tuple[str, ...]
+    supported: tuple[str, ...]  # client class names, for the TypeError of unsupported ones
+    endpoints: tuple[Endpoint, ...]
+    labels: Callable[[Any], Labels]
+    clone: Callable[[Any], Any]
+    copy_methods: tuple[str, ...] = ("copy", "with_options")
+    hints: Callable[[Any], Mapping[str, Any]] = attrs.field(default=lambda client: {})
+
+    def handles(self, client: object) -> bool:
+        """Whether ``client`` belongs to this provider's SDK (by module, no SDK import)."""
+        module = type(client).__module__
+        return any(module == m or module.startswith(m + ".") for m in self.client_modules)
+
+
+def estimate_tokens(text_length: int) -> int:
+    """A rough token count from a character count (about four characters a token).
+
+    Used only for streams abandoned before the provider reported usage; such records are
+    marked estimated in the ledger and statistics.
+    """
+    return (text_length + 3) // 4

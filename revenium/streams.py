@@ -1,0 +1,197 @@
+"""Streams metered exactly once, whichever way they end.
+
+A provider stream can end in many ways: exhausted, ``break`` then ``close()``, a ``with``
+block's exit, an exception mid-stream, task cancellation, the helper managers closing the
+HTTP response behind the raw stream's back, garbage collection, or still open at shutdown.
+Peers lose records on some of these paths; here every path converges on
+:meth:`StreamMeter.finish`, which runs once.
+
+The engine leaves the SDK's own stream object in place (so ``isinstance(s, openai.Stream)``
+and its whole API keep working) and meters it from the inside:
+
+- its chunk iterator is replaced by a generator that shows each chunk to the adapter's
+  accumulator (O(1) per chunk) and finishes the meter when the iterator ends or fails;
+- the HTTP response's ``close``/``aclose`` is hooked, because every early exit (``close()``,
+  ``__exit__``, the helpers' own close) goes through it;
+- a ``weakref.finalize`` on the stream is the backstop for a stream dropped unstarted, and a
+  registry lets shutdown finalize streams the caller still holds.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, Final, cast
+
+from revenium._diagnostics import report_internal_error, warn_once
+from revenium.providers.base import Accumulator, CallInfo
+from revenium.sink import submit
+
+__all__ = ["StreamMeter", "finalize_open_streams", "meter_async_stream", "meter_stream"]
+
+_open: weakref.WeakSet[StreamMeter] = weakref.WeakSet()
+_open_lock = threading.Lock()
+
+
+class StreamMeter:
+    """The metering state of one stream: the accumulator, the timings, the once-only finish."""
+
+    __slots__ = ("__weakref__", "_accumulator", "_call", "_done", "_first_content", "_lock")
+
+    def __init__(self, call: CallInfo, accumulator: Accumulator) -> None:
+        self._call = call
+        self._accumulator = accumulator
+        self._first_content: float | None = None
+        self._done = False
+        self._lock = threading.Lock()
+        with _open_lock:
+            _open.add(self)
+
+    def observe(self, chunk: object) -> bool:
+        """Show a chunk to the accumulator; True when the caller must not see it."""
+        try:
+            content, hide = self._accumulator.feed(chunk)
+        except Exception as exc:  # noqa: BLE001 - a malformed chunk must not break the stream
+            report_internal_error(exc, "reading a stream chunk", reraise=False)
+            return False
+        if content and self._first_content is None:
+            self._first_content = time.perf_counter()
+        return hide
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Emit the stream's record, once; later calls do nothing."""
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        with _open_lock:
+            _open.discard(self)
+        call = self._call
+        try:
+            now = time.perf_counter()
+            ttft = None if self._first_content is None else call.elapsed_ms(self._first_content)
+            record = self._accumulator.record(
+                call, duration_ms=call.elapsed_ms(now), ttft_ms=ttft, error=error
+            )
+            if record is not None:
+                submit(record)
+        except Exception as exc:  # noqa: BLE001 - contained; the caller's stream is unaffected
+            report_internal_error(exc, "finishing a stream's record", reraise=False)
+
+    def finalize_now(self) -> None:
+        """For shutdown: the caller still holds the stream; record what arrived so far."""
+        self.finish()
+
+
+def finalize_open_streams() -> int:
+    """Finish every stream still open (shutdown and interpreter exit); returns how many."""
+    with _open_lock:
+        meters = list(_open)
+    for meter in meters:
+        meter.finalize_now()
+    return len(meters)
+
+
+def _sync_chunks(inner: Iterator[Any], meter: StreamMeter) -> Iterator[Any]:
+    try:
+        for chunk in inner:
+            if not meter.observe(chunk):
+                yield chunk
+    except GeneratorExit:
+        meter.finish()
+        raise
+    except BaseException as exc:
+        meter.finish(exc)
+        raise
+    meter.finish()
+
+
+async def _async_chunks(inner: AsyncIterator[Any], meter: StreamMeter) -> AsyncIterator[Any]:
+    try:
+        async for chunk in inner:
+            if not meter.observe(chunk):
+                yield chunk
+    except GeneratorExit:
+        meter.finish()
+        raise
+    except BaseException as exc:
+        meter.finish(exc)
+        raise
+    meter.finish()
+
+
+# An SDK closes the response in a ``finally`` while a transport error propagates; that close
+# must record the error, not a cancellation. Errors from these packages count as such.
+_SDK_MODULES: Final = ("openai", "anthropic", "google", "httpx", "httpcore", "h11", "aiohttp")
+
+
+def _propagating_error() -> BaseException | None:
+    error = sys.exc_info()[1]
+    if error is None:
+        return None
+    module = type(error).__module__.split(".", 1)[0]
+    return error if module.startswith(_SDK_MODULES) else None
+
+
+def _hook_sync_close(stream: Any, meter: StreamMeter) -> None:
+    response = getattr(stream, "response", None)
+    original = getattr(response, "close", None)
+    if response is None or not callable(original):
+        return
+
+    def close() -> Any:
+        meter.finish(_propagating_error())
+        return original()
+
+    response.close = close
+
+
+def _hook_async_close(stream: Any, meter: StreamMeter) -> None:
+    response = getattr(stream, "response", None)
+    found = getattr(response, "aclose", None)
+    if response is None or not callable(found):
+        return
+    original = cast("Callable[[], Awaitable[Any]]", found)
+
+    async def aclose() -> Any:
+        meter.finish(_propagating_error())
+        return await original()
+
+    response.aclose = aclose
+
+
+def _install(stream: Any, meter: StreamMeter, *, is_async: bool) -> bool:
+    inner = getattr(stream, "_iterator", None)
+    if inner is None:
+        warn_once(
+            f"stream-shape:{type(stream).__qualname__}",
+            "revenium: %s has no chunk iterator this SDK version is known to expose; its "
+            "calls are metered when the stream closes, without usage from its chunks",
+            type(stream).__qualname__,
+        )
+    elif is_async:
+        stream._iterator = _async_chunks(inner, meter)  # noqa: SLF001 - see module docstring
+    else:
+        stream._iterator = _sync_chunks(inner, meter)  # noqa: SLF001 - see module docstring
+    if is_async:
+        _hook_async_close(stream, meter)
+    else:
+        _hook_sync_close(stream, meter)
+    finalizer = weakref.finalize(stream, meter.finish)
+    finalizer.atexit = False  # at exit, shutdown finalizes open streams through the registry
+    return True
+
+
+def meter_stream(stream: Any, call: CallInfo, accumulator: Accumulator) -> Any:
+    """Meter a sync SDK stream in place and return the same object."""
+    _install(stream, StreamMeter(call, accumulator), is_async=False)
+    return stream
+
+
+def meter_async_stream(stream: Any, call: CallInfo, accumulator: Accumulator) -> Any:
+    """Meter an async SDK stream in place and return the same object."""
+    _install(stream, StreamMeter(call, accumulator), is_async=True)
+    return stream
