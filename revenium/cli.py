@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from revenium._version import __version__
 
@@ -19,7 +20,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"revenium {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("demo", help="meter sample calls offline and print what was recorded")
+    demo = commands.add_parser(
+        "demo", help="meter real OpenAI SDK calls against a local stand-in and print them"
+    )
+    demo.add_argument("--live", action="store_true", help="call the real API (OPENAI_API_KEY)")
+    demo.add_argument("--ledger", type=Path, help="the ledger file (default: a temporary one)")
     return parser
 
 
@@ -29,5 +34,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from revenium import demo  # noqa: PLC0415 - each command loads what it needs
 
-        return demo.run(sys.stdout)
+        return demo.run(sys.stdout, live=args.live, ledger=args.ledger)
     return 2  # pragma: no cover - argparse rejects unknown commands first

@@ -1,57 +1,138 @@
 """``revenium demo``: the main job, run offline in a few seconds.
 
-Until provider adapters exist, the demo meters what the foundation can meter on its own: a
-decorated tool call and a manually reported one, inside a session carrying business metadata,
-and prints the exact wire body of each record produced.
+It wraps real ``openai`` clients (sync and async), points them at a stand-in OpenAI-compatible
+server it starts on 127.0.0.1, makes chat, streaming and embedding calls inside sessions that
+say who each call was for, meters them into a local ledger, and prints what was recorded: one
+line per call, then the totals. With ``--live`` and ``OPENAI_API_KEY`` it calls the real API.
+
+The demo never sends anything to a Revenium account, even if a key is configured: its records
+go to a ledger file of its own (``--ledger`` to choose it).
 """
 
 from __future__ import annotations
 
-import json
-import time
-from typing import TextIO
+import asyncio
+import os
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import revenium
 from revenium import sink
-from revenium.records import Record
+
+if TYPE_CHECKING:
+    from revenium.records import Record
+
+MESSAGES = [
+    {"role": "system", "content": "You are a concise support assistant."},
+    {"role": "user", "content": "My invoice shows two charges for March. Why?"},
+]
 
 
-@revenium.meter_tool("customer-db", operation="lookup", agent="support-bot")
-def lookup_customer(customer_id: str) -> dict[str, str]:
-    """Stands in for a paid tool: a CRM lookup."""
-    time.sleep(0.01)
-    return {"id": customer_id, "plan": "enterprise"}
+def _line(record: Record) -> str:
+    md = record.metadata
+    who = md.organization_name or "-"
+    if md.subscriber is not None and md.subscriber.id:
+        who += f"/{md.subscriber.id}"
+    kind = getattr(record, "operation_type", None)
+    tokens = ""
+    if hasattr(record, "input_token_count"):
+        tokens = f"in={record.input_token_count} out={record.output_token_count}"
+        if getattr(record, "is_streamed", False):
+            tokens += " (stream)"
+    if getattr(record, "estimated", False):
+        tokens += " estimated"
+    label = kind.value if kind is not None else "TOOL"
+    model = getattr(record, "model", None) or getattr(record, "tool_id", "")
+    provider = getattr(record, "provider", "")
+    return f"  {label:<6} {provider:<10} {model:<24} {who:<16} {tokens}"
 
 
-def run(out: TextIO) -> int:
-    """Meter two tool calls in a session and print each record's wire body to ``out``."""
-    from revenium.wire import endpoint_for, to_wire  # noqa: PLC0415 - keep CLI start-up light
+def _calls(base_url: str | None, api_key: str, models: tuple[str, str], out: TextIO) -> None:
+    import openai  # noqa: PLC0415 - the demo's one provider, loaded when it runs
 
+    chat_model, embedding_model = models
+    client = revenium.wrap(
+        openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0),
+        metadata={"product_name": "support-assistant"},
+    )
+    with revenium.session(organization_name="Acme Corp", subscriber={"id": "u-17"}):
+        client.chat.completions.create(model=chat_model, messages=MESSAGES)
+        # A host revenium does not know is not asked for stream usage on the caller's behalf;
+        # asking explicitly, as here, makes the record exact instead of estimated.
+        stream = client.chat.completions.create(
+            model=chat_model, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        print(f"            streamed reply: {text!r}", file=out)
+        client.embeddings.create(model=embedding_model, input=["refund policy", "invoices"])
+
+    async def async_calls() -> None:
+        aclient = revenium.wrap(openai.AsyncOpenAI(api_key=api_key, base_url=base_url))
+        async with revenium.session(organization_name="Globex", trace_id="demo-trace-2"):
+            await asyncio.gather(
+                *(
+                    aclient.chat.completions.create(model=chat_model, messages=MESSAGES)
+                    for _ in range(2)
+                )
+            )
+        await aclient.close()
+
+    asyncio.run(async_calls())
+
+
+def _totals(ledger: Path, out: TextIO) -> None:
+    db = sqlite3.connect(ledger)
+    try:
+        rows = db.execute(
+            "SELECT model, COUNT(*), SUM(input_tokens), SUM(output_tokens) FROM records "
+            "WHERE kind = 'completion' GROUP BY model ORDER BY model"
+        ).fetchall()
+    finally:
+        db.close()
+    print("\nTotals by model (from the ledger):", file=out)
+    for model, calls, tokens_in, tokens_out in rows:
+        print(f"  {model:<28} calls={calls} in={tokens_in} out={tokens_out}", file=out)
+
+
+def run(out: TextIO, *, live: bool = False, ledger: Path | None = None) -> int:
+    """Run the demo; returns the process exit code."""
+    try:
+        import openai  # noqa: F401, PLC0415 - only to give a clear message when it is missing
+    except ImportError:
+        print("revenium demo needs the openai SDK: pip install 'revenium[openai]'", file=out)
+        return 1
+    if live and not os.environ.get("OPENAI_API_KEY"):
+        print("revenium demo --live needs OPENAI_API_KEY in the environment", file=out)
+        return 2
+    ledger = ledger or Path(tempfile.mkdtemp(prefix="revenium-demo-")) / "ledger.sqlite3"
+    revenium.configure(api_key=None, ledger_path=ledger)
     produced: list[Record] = []
 
     def show(record: Record) -> None:
         produced.append(record)
-        print(f"POST {{meter}}{endpoint_for(record)}", file=out)
-        print(f"Idempotency-Key: {record.idempotency_key}", file=out)
-        print(json.dumps(to_wire(record), indent=2, sort_keys=True), file=out)
-        print(file=out)
+        print(_line(record), file=out)
 
     sink.add_listener(show)
     try:
-        with revenium.session(
-            organization_name="Acme Corp",
-            product_name="support-assistant",
-            subscriber={"id": "user-42", "email": "jane@acme.example"},
-            trace_id="demo-trace-1",
-        ):
-            lookup_customer("CUST-7")
-            revenium.report_tool_call(
-                "web-search",
-                operation="query",
-                duration_ms=412,
-                usage_metadata={"results": 10},
-            )
+        print("Metered calls (kind, provider, model, for whom, tokens):", file=out)
+        if live:
+            _calls(None, os.environ["OPENAI_API_KEY"], ("gpt-4o-mini", "text-embedding-3-small"),
+                   out)  # fmt: skip
+        else:
+            from revenium.providers._openai_standin import StandInServer  # noqa: PLC0415
+
+            with StandInServer() as server:
+                _calls(server.base_url, "sk-demo", ("gpt-4o-mini", "text-embedding-3-small"), out)
+        report = revenium.shutdown_sync(timeout=10)
     finally:
         sink.remove_listener(show)
-    print(f"{len(produced)} records metered.", file=out)
-    return 0 if len(produced) == 2 else 1
+    _totals(ledger, out)
+    print(
+        f"\n{len(produced)} calls metered; {report.ledger_written} written to the ledger at "
+        f"{ledger}; {report.dropped} dropped.",
+        file=out,
+    )
+    return 0 if report.ledger_written == len(produced) and report.ok else 1
+

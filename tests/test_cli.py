@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
-import json
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from revenium.cli import main
 
 
-def test_demo_prints_the_records_it_metered(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
+def test_demo_meters_real_openai_calls_into_its_own_ledger(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ledger = tmp_path / "demo.sqlite3"
+    assert main(["demo", "--ledger", str(ledger)]) == 0
     out = capsys.readouterr().out
-    assert out.count("POST {meter}/v2/tool/events") == 2
-    assert out.rstrip().endswith("2 records metered.")
-    first_body = out.split("\n{", 1)[1].split("\n}\n", 1)[0]
-    body = json.loads("{" + first_body + "}")
-    assert body["toolId"] == "customer-db"
-    assert body["organizationName"] == "Acme Corp"
-    assert body["success"] is True
+    assert out.count("  CHAT ") == 4
+    assert out.count("  EMBED ") == 1
+    assert "Acme Corp/u-17" in out
+    assert "Globex" in out
+    assert f"5 calls metered; 5 written to the ledger at {ledger}; 0 dropped." in out
+    db = sqlite3.connect(ledger)
+    rows = db.execute("SELECT organization_name, product_name FROM records").fetchall()
+    db.close()
+    assert sorted(rows) == [("Acme Corp", "support-assistant")] * 3 + [("Globex", None)] * 2
+
+
+def test_demo_live_without_a_key_is_a_clear_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert main(["demo", "--live"]) == 2
+    assert "needs OPENAI_API_KEY" in capsys.readouterr().out
 
 
 def test_python_dash_m_is_the_same_command() -> None:

@@ -60,3 +60,27 @@ async def usage() -> None:
         pass
     except revenium.BudgetExceededError as exc:
         assert_type(exc.threshold, float | None)
+
+
+def wrapped_clients() -> None:
+    import openai
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    client = revenium.wrap(openai.OpenAI(api_key="k"), metadata={"organization_name": "Acme"})
+    assert_type(client, openai.OpenAI)
+    completion = client.chat.completions.create(model="m", messages=[])
+    assert_type(completion, ChatCompletion)
+    stream = client.chat.completions.create(model="m", messages=[], stream=True)
+    assert_type(stream, openai.Stream[ChatCompletionChunk])
+    assert_type(revenium.unwrap(client), openai.OpenAI)
+    assert_type(revenium.wrap(openai.AzureOpenAI(api_key="k", api_version="v")), openai.AzureOpenAI)
+
+
+async def wrapped_async_clients() -> None:
+    import openai
+    from openai.types.chat import ChatCompletionChunk
+
+    client = revenium.wrap(openai.AsyncOpenAI(api_key="k"))
+    assert_type(client, openai.AsyncOpenAI)
+    stream = await client.chat.completions.create(model="m", messages=[], stream=True)
+    assert_type(stream, openai.AsyncStream[ChatCompletionChunk])
