@@ -96,8 +96,12 @@ def _failed(endpoint: Endpoint, call: CallInfo, error: BaseException) -> None:
 
 
 def _is_raw_response(result: object) -> bool:
-    """``with_raw_response`` / ``with_streaming_response`` hand back a response wrapper."""
-    return hasattr(result, "http_response") and callable(getattr(result, "parse", None))
+    """``with_raw_response`` / ``with_streaming_response`` hand back a response wrapper.
+
+    Looked up on the type: an attribute miss on a pydantic model instance is slow.
+    """
+    kind = type(result)
+    return hasattr(kind, "http_response") and callable(getattr(kind, "parse", None))
 
 
 def _settle(endpoint: Endpoint, call: CallInfo, result: Any, *, is_async: bool) -> Any:

@@ -56,6 +56,11 @@ __all__ = ["Runtime"]
 
 MEMORY_QUEUE: Final = 10_000  # envelopes waiting for a sender; beyond that they go to the spool
 IDLE_TICK: Final = 0.5  # the periodic flush: a lost wake-up costs at most this much latency
+# After a wake-up, let records gather for this long before draining: one drain (and one
+# thread hop to the ledger or spool) per batch instead of per record, and no wake-up at all
+# for the records that arrive meanwhile. Metering latency of 20 ms is invisible; the CPU
+# saved is the caller's, on a busy two-core machine.
+BATCH_WINDOW: Final = 0.02
 DRAIN_BATCH: Final = 1_000
 SPOOL_BACKPRESSURE: Final = 10_000  # the drainer waits for the spool writer beyond this
 REPLAY_BATCH: Final = 50
@@ -230,6 +235,8 @@ class Runtime:
         while True:
             with anyio.move_on_after(IDLE_TICK):
                 await self._wake.wait()
+            if len(self._buffer) < DRAIN_BATCH:
+                await anyio.sleep(BATCH_WINDOW)
             await self._drain_once()
 
     async def _drain_once(self) -> None:
