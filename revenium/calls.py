@@ -29,7 +29,7 @@ from revenium.attribution import Metadata, parse_metadata
 from revenium.config import get_config
 from revenium.context import effective_metadata, is_metered
 from revenium.providers.base import CallInfo, Endpoint, Labels
-from revenium.records import StopReason, utc_now
+from revenium.records import CompletionRecord, StopReason, utc_now
 from revenium.sink import submit
 from revenium.streams import meter_async_stream, meter_stream
 
@@ -60,6 +60,8 @@ def _begin(
     )
     call = CallInfo(
         labels=state.labels,
+        operation=endpoint.operation,
+        model_argument=endpoint.model_argument,
         request=kwargs,
         request_time=utc_now(),
         started=time.perf_counter(),
@@ -79,16 +81,12 @@ def _begin(
     return call
 
 
-def _model(endpoint: Endpoint, call: CallInfo) -> str:
-    value = call.request.get(endpoint.model_argument)
-    return value if isinstance(value, str) and value else "unknown"
-
-
 def _failed(endpoint: Endpoint, call: CallInfo, error: BaseException) -> None:
     """The record of a call that raised: ERROR, or CANCELLED for a cancellation."""
     try:
-        record = call.failure(_model(endpoint, call), error, duration_ms=call.elapsed_ms())
-        if not isinstance(error, Exception):  # cancellation, KeyboardInterrupt, exit
+        record = endpoint.failure(call, error)
+        if not isinstance(error, Exception) and isinstance(record, CompletionRecord):
+            # cancellation, KeyboardInterrupt, exit: the caller stopped, the provider did not fail
             record = attrs.evolve(record, stop_reason=StopReason.CANCELLED, error_code=None)
         submit(record)
     except Exception as exc:  # noqa: BLE001 - contained: the provider's error goes on unchanged
@@ -98,10 +96,14 @@ def _failed(endpoint: Endpoint, call: CallInfo, error: BaseException) -> None:
 def _is_raw_response(result: object) -> bool:
     """``with_raw_response`` / ``with_streaming_response`` hand back a response wrapper.
 
-    Looked up on the type: an attribute miss on a pydantic model instance is slow.
+    Read from the instance's ``__dict__``: an attribute miss on a pydantic model is slow.
     """
-    kind = type(result)
-    return hasattr(kind, "http_response") and callable(getattr(kind, "parse", None))
+    fields = getattr(result, "__dict__", None)
+    return (
+        isinstance(fields, dict)
+        and "http_response" in fields
+        and callable(getattr(result, "parse", None))
+    )
 
 
 def _settle(endpoint: Endpoint, call: CallInfo, result: Any, *, is_async: bool) -> Any:

@@ -12,6 +12,7 @@ go to a ledger file of its own (``--ledger`` to choose it).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import sqlite3
 import tempfile
@@ -20,11 +21,14 @@ from typing import TYPE_CHECKING, TextIO
 
 import revenium
 from revenium import sink
+from revenium.records import CompletionRecord
 
 if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+
     from revenium.records import Record
 
-MESSAGES = [
+MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "system", "content": "You are a concise support assistant."},
     {"role": "user", "content": "My invoice shows two charges for March. Why?"},
 ]
@@ -35,18 +39,13 @@ def _line(record: Record) -> str:
     who = md.organization_name or "-"
     if md.subscriber is not None and md.subscriber.id:
         who += f"/{md.subscriber.id}"
-    kind = getattr(record, "operation_type", None)
-    tokens = ""
-    if hasattr(record, "input_token_count"):
-        tokens = f"in={record.input_token_count} out={record.output_token_count}"
-        if getattr(record, "is_streamed", False):
-            tokens += " (stream)"
-    if getattr(record, "estimated", False):
-        tokens += " estimated"
-    label = kind.value if kind is not None else "TOOL"
-    model = getattr(record, "model", None) or getattr(record, "tool_id", "")
-    provider = getattr(record, "provider", "")
-    return f"  {label:<6} {provider:<10} {model:<24} {who:<16} {tokens}"
+    if not isinstance(record, CompletionRecord):
+        return f"  {type(record).__name__:<16} {who}"
+    tokens = f"in={record.input_token_count} out={record.output_token_count}"
+    tokens += " (stream)" if record.is_streamed else ""
+    tokens += " estimated" if record.estimated else ""
+    label = record.operation_type.value if record.operation_type else "-"
+    return f"  {label:<6} {record.provider:<10} {record.model:<24} {who:<16} {tokens}"
 
 
 def _calls(base_url: str | None, api_key: str, models: tuple[str, str], out: TextIO) -> None:
@@ -98,9 +97,7 @@ def _totals(ledger: Path, out: TextIO) -> None:
 
 def run(out: TextIO, *, live: bool = False, ledger: Path | None = None) -> int:
     """Run the demo; returns the process exit code."""
-    try:
-        import openai  # noqa: F401, PLC0415 - only to give a clear message when it is missing
-    except ImportError:
+    if importlib.util.find_spec("openai") is None:
         print("revenium demo needs the openai SDK: pip install 'revenium[openai]'", file=out)
         return 1
     if live and not os.environ.get("OPENAI_API_KEY"):
@@ -135,4 +132,3 @@ def run(out: TextIO, *, live: bool = False, ledger: Path | None = None) -> int:
         file=out,
     )
     return 0 if report.ledger_written == len(produced) and report.ok else 1
-

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["Counters", "DeliveryReport", "Statistics"]
+__all__ = ["DeliveryReport", "Statistics"]
 
 
 @attrs.frozen
 class Statistics:
-    """Counters of this process's delivery, as ``revenium.statistics()`` returns them."""
+    """Counters of this process's delivery, as ``revenium.statistics()`` returns them.
 
-    queued: int = 0
-    in_flight: int = 0
+    Running totals since the runtime started, then what is in motion at this moment.
+    """
+
     delivered: int = 0
-    retried: int = 0
     spooled: int = 0
     replayed: int = 0
     quarantined: int = 0
@@ -26,9 +26,12 @@ class Statistics:
     ledger_written: int = 0
     estimated: int = 0
     restarts: int = 0
+    last_error: str | None = None
+    queued: int = 0
+    in_flight: int = 0
+    retried: int = 0
     internal_errors: int = 0
     paused: str | None = None
-    last_error: str | None = None
 
 
 @attrs.frozen
@@ -52,18 +55,3 @@ class DeliveryReport:
     def ok(self) -> bool:
         """Nothing was lost: every record is delivered, in the ledger, spooled or quarantined."""
         return self.dropped == 0
-
-
-@attrs.define
-class Counters:
-    """The runtime's running totals (mutated on the runtime thread only, but ``dropped``)."""
-
-    delivered: int = 0
-    spooled: int = 0
-    replayed: int = 0
-    quarantined: int = 0
-    dropped: int = 0
-    ledger_written: int = 0
-    estimated: int = 0
-    restarts: int = 0
-    last_error: str | None = None

@@ -30,7 +30,7 @@ import json
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -45,7 +45,7 @@ from revenium.config import Config, get_config
 from revenium.delivery import Attempt, Sender, Verdict
 from revenium.ledger import Ledger
 from revenium.records import CompletionRecord, Record, ToolEventRecord
-from revenium.reports import Counters, DeliveryReport, Statistics
+from revenium.reports import DeliveryReport, Statistics
 from revenium.spool import ClaimedRow, Envelope, Spool, default_path
 from revenium.wire import endpoint_for, to_wire
 
@@ -85,7 +85,10 @@ class Runtime:
         self._buffer: deque[Record] = deque()
         self._limit = config.queue_size
         self._wake_pending = False
-        self._counters = Counters()
+        # Running totals, named as the fields of Statistics; mutated on the runtime thread
+        # (but ``dropped``, under its lock).
+        self._counts: Counter[str] = Counter()
+        self._last_error: str | None = None
         self._drop_lock = threading.Lock()
         self._in_flight: dict[str, Envelope] = {}
         self._to_spool: list[tuple[Envelope, int]] = []
@@ -119,8 +122,8 @@ class Runtime:
 
     def _drop(self, record: Record) -> None:
         with self._drop_lock:
-            self._counters.dropped += 1
-            dropped = self._counters.dropped
+            self._counts["dropped"] += 1
+            dropped = self._counts["dropped"]
         if dropped == 1 or dropped % 1000 == 0:
             logger.error(
                 "revenium: the hand-off buffer is full (%d records); %d record(s) dropped so far "
@@ -132,23 +135,15 @@ class Runtime:
 
     def statistics(self) -> Statistics:
         """A consistent-enough snapshot of the counters (read without locks)."""
-        c = self._counters
         sender = self._sender
         return Statistics(
+            **self._counts,
+            last_error=self._last_error,
             queued=len(self._buffer) + len(self._to_spool) + self._queue_length(),
             in_flight=len(self._in_flight),
-            delivered=c.delivered,
             retried=sender.retried if sender else 0,
-            spooled=c.spooled,
-            replayed=c.replayed,
-            quarantined=c.quarantined,
-            dropped=c.dropped,
-            ledger_written=c.ledger_written,
-            estimated=c.estimated,
-            restarts=c.restarts,
             internal_errors=internal_error_count(),
             paused=self._paused,
-            last_error=c.last_error,
         )
 
     def _queue_length(self) -> int:
@@ -220,8 +215,8 @@ class Runtime:
             try:
                 await task()
             except Exception as exc:  # noqa: BLE001 - the supervisor's whole job
-                self._counters.restarts += 1
-                self._counters.last_error = f"{name}: {exc!r}"
+                self._counts["restarts"] += 1
+                self._last_error = f"{name}: {exc!r}"
                 report_internal_error(exc, f"the runtime's {name} task", reraise=False)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -259,11 +254,11 @@ class Runtime:
                 try:
                     envelope = _encode(record)
                 except Exception as exc:  # noqa: BLE001 - one bad record must not stop the rest
-                    self._counters.dropped += 1
+                    self._counts["dropped"] += 1
                     report_internal_error(exc, "encoding a record", reraise=False)
                     continue
                 if isinstance(record, CompletionRecord) and record.estimated:
-                    self._counters.estimated += 1
+                    self._counts["estimated"] += 1
                 if config.ledger_file is not None:
                     ledger_rows.append((record, envelope.path, envelope.body))
                 if config.api_key is not None:
@@ -272,7 +267,7 @@ class Runtime:
                 written = await anyio.to_thread.run_sync(
                     self._write_ledger, config.ledger_file, ledger_rows
                 )
-                self._counters.ledger_written += written
+                self._counts["ledger_written"] += written
             for envelope in envelopes:
                 self._enqueue(envelope)
             if len(self._to_spool) > SPOOL_BACKPRESSURE:
@@ -319,7 +314,7 @@ class Runtime:
 
     async def _settle_live(self, envelope: Envelope, result: Attempt) -> None:
         if result.verdict is Verdict.DELIVERED:
-            self._counters.delivered += 1
+            self._counts["delivered"] += 1
             if self._paused is not None:
                 self._resume()
         elif result.verdict is Verdict.QUARANTINE:
@@ -333,7 +328,7 @@ class Runtime:
         await anyio.to_thread.run_sync(
             lambda: spool.quarantine(envelope, status=result.status or 0, reason=result.reason)
         )
-        self._counters.quarantined += 1
+        self._counts["quarantined"] += 1
         warn_once(
             f"quarantine:{result.status}",
             "revenium: the metering API rejected a record with HTTP %s (%s); it is kept in "
@@ -345,7 +340,7 @@ class Runtime:
     def _pause(self, result: Attempt) -> None:
         kind = "misconfigured" if result.verdict is Verdict.MISCONFIGURED else "unreachable"
         status = f"HTTP {result.status}: " if result.status is not None else ""
-        self._counters.last_error = f"{status}{result.reason[:200]}"
+        self._last_error = f"{status}{result.reason[:200]}"
         if self._paused == kind:
             return
         self._paused = kind
@@ -369,7 +364,7 @@ class Runtime:
             logger.warning(
                 "revenium: the metering API is unreachable (%s); records are kept in the spool "
                 "(%s) and delivered when it answers again",
-                self._counters.last_error,
+                self._last_error,
                 where,
             )
 
@@ -412,9 +407,9 @@ class Runtime:
         dropped_before = spool.dropped
         for attempts, envelopes in by_attempts.items():
             spool.add(envelopes, attempts=attempts)
-        self._counters.spooled += len(batch)
+        self._counts["spooled"] += len(batch)
         # A spool that fell back to memory evicts beyond its bound: those records are lost.
-        self._counters.dropped += spool.dropped - dropped_before
+        self._counts["dropped"] += spool.dropped - dropped_before
 
     async def _replay_loop(self) -> None:
         while True:
@@ -485,8 +480,8 @@ class Runtime:
         delivered = [row.envelope.key for row, r in results if r.verdict is Verdict.DELIVERED]
         if delivered:
             await anyio.to_thread.run_sync(spool.delete, delivered)
-            self._counters.delivered += len(delivered)
-            self._counters.replayed += len(delivered)
+            self._counts["delivered"] += len(delivered)
+            self._counts["replayed"] += len(delivered)
             if self._paused is not None:
                 self._resume()
         for row, result in results:
@@ -525,7 +520,7 @@ class Runtime:
                     spool = self._spool
                     pending = (await anyio.to_thread.run_sync(spool.counts)).pending
             except Exception as exc:  # noqa: BLE001 - a flush reports, it never raises
-                self._counters.last_error = f"flush: {exc!r}"
+                self._last_error = f"flush: {exc!r}"
                 report_internal_error(exc, "flushing", reraise=False)
         return attrs.evolve(self._report(started, completed=completed), pending=pending)
 
@@ -553,7 +548,7 @@ class Runtime:
             try:
                 envelope = _encode(record)
             except Exception as exc:  # noqa: BLE001
-                self._counters.dropped += 1
+                self._counts["dropped"] += 1
                 report_internal_error(exc, "encoding a record", reraise=False)
                 continue
             if config.ledger_file is not None:
@@ -561,7 +556,7 @@ class Runtime:
             if config.api_key is not None:
                 leftovers.append((envelope, 0))
         if ledger_rows and config.ledger_file is not None:
-            self._counters.ledger_written += self._write_ledger(config.ledger_file, ledger_rows)
+            self._counts["ledger_written"] += self._write_ledger(config.ledger_file, ledger_rows)
         if leftovers:
             if self._spool is None:
                 self._spool = Spool(default_path(config.spool_directory))
@@ -577,13 +572,13 @@ class Runtime:
         return pending
 
     def _report(self, started: float, *, completed: bool) -> DeliveryReport:
-        c = self._counters
+        c = self._counts
         return DeliveryReport(
-            delivered=c.delivered,
-            spooled=c.spooled,
-            quarantined=c.quarantined,
-            dropped=c.dropped,
-            ledger_written=c.ledger_written,
+            delivered=c["delivered"],
+            spooled=c["spooled"],
+            quarantined=c["quarantined"],
+            dropped=c["dropped"],
+            ledger_written=c["ledger_written"],
             pending=0,
             seconds=time.monotonic() - started,
             completed=completed,

@@ -39,7 +39,15 @@ _open_lock = threading.Lock()
 class StreamMeter:
     """The metering state of one stream: the accumulator, the timings, the once-only finish."""
 
-    __slots__ = ("__weakref__", "_accumulator", "_call", "_done", "_first_content", "_lock")
+    __slots__ = (
+        "__weakref__",
+        "_accumulator",
+        "_call",
+        "_done",
+        "_first_content",
+        "_lock",
+        "pulling",
+    )
 
     def __init__(self, call: CallInfo, accumulator: Accumulator) -> None:
         self._call = call
@@ -47,6 +55,9 @@ class StreamMeter:
         self._first_content: float | None = None
         self._done = False
         self._lock = threading.Lock()
+        # True while our iterator waits on the SDK's: a response close seen then is the SDK
+        # ending (or failing) its own stream, which the iterator will report, not an early exit.
+        self.pulling = False
         with _open_lock:
             _open.add(self)
 
@@ -61,7 +72,7 @@ class StreamMeter:
             self._first_content = time.perf_counter()
         return hide
 
-    def finish(self, error: BaseException | None = None) -> None:
+    def finish(self, error: BaseException | None = None, *, ended: bool = False) -> None:
         """Emit the stream's record, once; later calls do nothing."""
         with self._lock:
             if self._done:
@@ -74,7 +85,7 @@ class StreamMeter:
             now = time.perf_counter()
             ttft = None if self._first_content is None else call.elapsed_ms(self._first_content)
             record = self._accumulator.record(
-                call, duration_ms=call.elapsed_ms(now), ttft_ms=ttft, error=error
+                call, duration_ms=call.elapsed_ms(now), ttft_ms=ttft, error=error, ended=ended
             )
             if record is not None:
                 submit(record)
@@ -97,7 +108,15 @@ def finalize_open_streams() -> int:
 
 def _sync_chunks(inner: Iterator[Any], meter: StreamMeter) -> Iterator[Any]:
     try:
-        for chunk in inner:
+        while True:
+            meter.pulling = True
+            try:
+                chunk = next(inner)
+            except StopIteration:
+                meter.finish(ended=True)
+                return
+            finally:
+                meter.pulling = False
             if not meter.observe(chunk):
                 yield chunk
     except GeneratorExit:
@@ -106,12 +125,19 @@ def _sync_chunks(inner: Iterator[Any], meter: StreamMeter) -> Iterator[Any]:
     except BaseException as exc:
         meter.finish(exc)
         raise
-    meter.finish()
 
 
 async def _async_chunks(inner: AsyncIterator[Any], meter: StreamMeter) -> AsyncIterator[Any]:
     try:
-        async for chunk in inner:
+        while True:
+            meter.pulling = True
+            try:
+                chunk = await anext(inner)
+            except StopAsyncIteration:
+                meter.finish(ended=True)
+                return
+            finally:
+                meter.pulling = False
             if not meter.observe(chunk):
                 yield chunk
     except GeneratorExit:
@@ -120,7 +146,6 @@ async def _async_chunks(inner: AsyncIterator[Any], meter: StreamMeter) -> AsyncI
     except BaseException as exc:
         meter.finish(exc)
         raise
-    meter.finish()
 
 
 # An SDK closes the response in a ``finally`` while a transport error propagates; that close
@@ -136,31 +161,31 @@ def _propagating_error() -> BaseException | None:
     return error if module.startswith(_SDK_MODULES) else None
 
 
-def _hook_sync_close(stream: Any, meter: StreamMeter) -> None:
+def _hook_close(stream: Any, meter: StreamMeter, *, is_async: bool) -> None:
+    """Finish the meter when the stream's HTTP response is closed, by whoever closes it."""
     response = getattr(stream, "response", None)
-    original = getattr(response, "close", None)
-    if response is None or not callable(original):
-        return
-
-    def close() -> Any:
-        meter.finish(_propagating_error())
-        return original()
-
-    response.close = close
-
-
-def _hook_async_close(stream: Any, meter: StreamMeter) -> None:
-    response = getattr(stream, "response", None)
-    found = getattr(response, "aclose", None)
+    name = "aclose" if is_async else "close"
+    found = getattr(response, name, None)
     if response is None or not callable(found):
         return
-    original = cast("Callable[[], Awaitable[Any]]", found)
+    if is_async:
+        original_async = cast("Callable[[], Awaitable[Any]]", found)
 
-    async def aclose() -> Any:
-        meter.finish(_propagating_error())
-        return await original()
+        async def aclose() -> Any:
+            if not meter.pulling:  # the SDK's own close at its end is reported by the iterator
+                meter.finish(_propagating_error())
+            return await original_async()
 
-    response.aclose = aclose
+        response.aclose = aclose
+    else:
+        original = cast("Callable[[], Any]", found)
+
+        def close() -> Any:
+            if not meter.pulling:
+                meter.finish(_propagating_error())
+            return original()
+
+        response.close = close
 
 
 def _install(stream: Any, meter: StreamMeter, *, is_async: bool) -> bool:
@@ -176,10 +201,7 @@ def _install(stream: Any, meter: StreamMeter, *, is_async: bool) -> bool:
         stream._iterator = _async_chunks(inner, meter)  # noqa: SLF001 - see module docstring
     else:
         stream._iterator = _sync_chunks(inner, meter)  # noqa: SLF001 - see module docstring
-    if is_async:
-        _hook_async_close(stream, meter)
-    else:
-        _hook_sync_close(stream, meter)
+    _hook_close(stream, meter, is_async=is_async)
     finalizer = weakref.finalize(stream, meter.finish)
     finalizer.atexit = False  # at exit, shutdown finalizes open streams through the registry
     return True

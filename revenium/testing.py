@@ -22,15 +22,7 @@ from collections.abc import Generator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from revenium import _diagnostics, sink
-from revenium.records import (
-    AudioRecord,
-    CompletionRecord,
-    ImageRecord,
-    Record,
-    ToolEventRecord,
-    VideoRecord,
-)
+from revenium import _diagnostics, records, sink
 
 __all__ = ["Capture", "capture", "strict"]
 
@@ -43,9 +35,9 @@ class Capture:
     """The records submitted while a :func:`capture` block was active, in order."""
 
     def __init__(self) -> None:
-        self.records: list[Record] = []
+        self.records: list[records.Record] = []
 
-    def add(self, record: Record) -> None:
+    def add(self, record: records.Record) -> None:
         """Keep ``record`` (called by the capture's listener; ``list.append`` is thread-safe)."""
         self.records.append(record)
 
@@ -54,19 +46,20 @@ class Capture:
         return [r for r in self.records if isinstance(r, kind)]
 
     @property
-    def completions(self) -> list[CompletionRecord]:
+    def completions(self) -> list[records.CompletionRecord]:
         """Chat, completion and embedding records."""
-        return self.of_type(CompletionRecord)
+        return self.of_type(records.CompletionRecord)
 
     @property
-    def tool_events(self) -> list[ToolEventRecord]:
+    def tool_events(self) -> list[records.ToolEventRecord]:
         """Tool-call records."""
-        return self.of_type(ToolEventRecord)
+        return self.of_type(records.ToolEventRecord)
 
     @property
-    def media(self) -> list[ImageRecord | VideoRecord | AudioRecord]:
+    def media(self) -> list[records.ImageRecord | records.VideoRecord | records.AudioRecord]:
         """Image, video and audio records."""
-        return [r for r in self.records if isinstance(r, ImageRecord | VideoRecord | AudioRecord)]
+        media = (records.ImageRecord, records.VideoRecord, records.AudioRecord)
+        return [r for r in self.records if isinstance(r, media)]
 
     def bodies(self) -> list[dict[str, Any]]:
         """The exact JSON bodies these records would be sent as."""
@@ -102,7 +95,7 @@ def capture(*, deliver: bool = False, strict_mode: bool = True) -> Generator[Cap
     """
     captured = Capture()
 
-    def listener(record: Record) -> bool:
+    def listener(record: records.Record) -> bool:
         captured.add(record)
         return deliver
 

@@ -36,11 +36,16 @@ _NO_ALIASES: Mapping[str, str] = {}
 
 @attrs.frozen
 class Labels:
-    """What the provider and the model's maker are called on the wire (one table: docs)."""
+    """What the provider and the model's maker are called on the wire (one table: docs).
+
+    ``maker`` names the maker from the model for hosts that serve several makers' models
+    (OpenRouter, Together...), where ``model_source`` cannot be fixed per host.
+    """
 
     provider: str
     model_source: str | None = None
     inject_stream_usage: bool = False  # the endpoint is known to accept include_usage
+    maker: Callable[[str], str | None] | None = None
 
 
 @attrs.frozen
@@ -48,6 +53,7 @@ class CallInfo:
     """Everything a parse function may need about the call, captured by the engine."""
 
     labels: Labels
+    operation: OperationType
     request: Mapping[str, Any]
     request_time: datetime
     started: float  # time.perf_counter() at the start
@@ -58,10 +64,36 @@ class CallInfo:
     stream_usage: bool = False  # may ask a chat stream for usage (endpoint and config allow)
     client_hints: Mapping[str, Any] = attrs.field(factory=lambda: _NO_HINTS)
     model_aliases: Mapping[str, str] = attrs.field(factory=lambda: _NO_ALIASES)
+    model_argument: str = "model"
 
     def elapsed_ms(self, now: float | None = None) -> float:
         """Milliseconds since the call started (monotonic)."""
         return ((time.perf_counter() if now is None else now) - self.started) * 1000
+
+    def requested_model(self) -> str:
+        """The model the call asked for, through the configured aliases (Azure deployments).
+
+        A client bound to an Azure deployment sends every call to it, whatever ``model=`` says.
+        """
+        value = self.client_hints.get("azure_deployment")
+        if not isinstance(value, str) or not value:
+            value = self.request.get(self.model_argument)
+        if not isinstance(value, str) or not value:
+            return "unknown"
+        return self.model_aliases.get(value, value)
+
+    def common(self, *, model: str, duration_ms: float) -> dict[str, Any]:
+        """The fields every AI record of this call shares, for the adapters' record builders."""
+        labels = self.labels
+        source = labels.model_source or (labels.maker(model) if labels.maker else None)
+        return {
+            "model": model,
+            "provider": labels.provider,
+            "model_source": source,
+            "request_time": self.request_time,
+            "request_duration_ms": duration_ms,
+            "metadata": self.metadata,
+        }
 
     def completion(
         self,
@@ -69,37 +101,39 @@ class CallInfo:
         model: str,
         duration_ms: float,
         time_to_first_token_ms: float | None = None,
-        operation_type: OperationType = OperationType.CHAT,
+        operation_type: OperationType | None = None,
         prompts: PromptCapture | None = None,
         **fields: Any,
     ) -> CompletionRecord:
         """A completion record with the engine's common fields filled in."""
         return CompletionRecord(
-            model=model,
-            provider=self.labels.provider,
-            model_source=self.labels.model_source,
-            request_time=self.request_time,
-            request_duration_ms=duration_ms,
+            **self.common(model=model, duration_ms=duration_ms),
             time_to_first_token_ms=duration_ms
             if time_to_first_token_ms is None
             else time_to_first_token_ms,
-            operation_type=operation_type,
-            metadata=self.metadata,
+            operation_type=self.operation if operation_type is None else operation_type,
             prompts=prompts,
             **fields,
         )
 
-    def failure(self, model: str, error: BaseException, *, duration_ms: float) -> CompletionRecord:
-        """The record of a call the provider rejected: stop reason ERROR, the status code."""
+    def error_fields(self, error: BaseException) -> dict[str, Any]:
+        """``error_code`` (the HTTP status, when there is one) and ``error_reason``."""
         status = getattr(error, "status_code", None)
         message = getattr(error, "message", None) or str(error) or type(error).__name__
-        return self.completion(
-            model=model,
-            duration_ms=duration_ms,
-            stop_reason=StopReason.ERROR,
-            error_code=status if isinstance(status, int) else None,
-            error_reason=f"{type(error).__name__}: {message}",
-        )
+        return {
+            "error_code": status if isinstance(status, int) else None,
+            "error_reason": f"{type(error).__name__}: {message}",
+        }
+
+
+def completion_failure(call: CallInfo, error: BaseException) -> Record:
+    """The default record of a call the provider rejected: a completion, stop reason ERROR."""
+    return call.completion(
+        model=call.requested_model(),
+        duration_ms=call.elapsed_ms(),
+        stop_reason=StopReason.ERROR,
+        **call.error_fields(error),
+    )
 
 
 class Accumulator(Protocol):
@@ -116,8 +150,9 @@ class Accumulator(Protocol):
         duration_ms: float,
         ttft_ms: float | None,
         error: BaseException | None,
+        ended: bool = False,
     ) -> Record | None:
-        """The record at the stream's end, whether it completed, failed or was abandoned."""
+        """The record at the stream's end: ``ended`` when the caller read it to its end."""
         ...
 
 
@@ -138,6 +173,8 @@ class Endpoint:
     prepare: Callable[[dict[str, Any], CallInfo], bool] | None = None
     model_argument: str = "model"
     needs_response: bool = True  # False: the request alone makes the record (raw bytes too)
+    operation: OperationType = OperationType.CHAT
+    failure: Callable[[CallInfo, BaseException], Record] = completion_failure
 
 
 @attrs.frozen

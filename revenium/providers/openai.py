@@ -12,11 +12,16 @@ an SDK shape it does not know is metered as far as it can be read and never rais
 
 from __future__ import annotations
 
+import functools
+import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TypeGuard, cast
 from urllib.parse import urlsplit
+
+import attrs
 
 from revenium.capture import PromptCapture, capture
 from revenium.providers.base import Adapter, CallInfo, Endpoint, Labels, estimate_tokens
@@ -85,12 +90,13 @@ def _labels(client: Any) -> Labels:
     for suffix, provider, accepts_usage in _HOSTS:
         if host == suffix or host.endswith("." + suffix):
             inject = accepts_usage and (provider != "Azure" or _azure_accepts_usage(client))
-            return Labels(provider, _FIRST_PARTY.get(provider), inject_stream_usage=inject)
+            source = _FIRST_PARTY.get(provider)
+            return Labels(provider, source, inject_stream_usage=inject, maker=model_maker)
     if is_azure:
         return Labels("Azure", "OPENAI", inject_stream_usage=_azure_accepts_usage(client))
     if urlsplit(url).port == 11434 or "ollama" in host:
-        return Labels("OLLAMA", None, inject_stream_usage=True)
-    return Labels(host or "unknown", None, inject_stream_usage=False)
+        return Labels("OLLAMA", None, inject_stream_usage=True, maker=model_maker)
+    return Labels(host or "unknown", None, inject_stream_usage=False, maker=model_maker)
 
 
 def _azure_accepts_usage(client: Any) -> bool:
@@ -125,13 +131,7 @@ def _str(value: object) -> str | None:
 
 def _model(call: CallInfo, reported: object) -> str:
     """The served model the response names, else the deployment's mapping, else what was asked."""
-    model = _str(reported)
-    if model is not None:
-        return model
-    requested = _str(call.request.get("model")) or _str(call.client_hints.get("azure_deployment"))
-    if requested is None:
-        return "unknown"
-    return call.model_aliases.get(requested, requested)
+    return _str(reported) or call.requested_model()
 
 
 def _text_length(value: object) -> int:
@@ -170,9 +170,10 @@ def _prompts(call: CallInfo, output: str | None) -> PromptCapture | None:
     request = call.request
     if "messages" in request:
         system, others = _split_system(request.get("messages"))
-    else:  # Responses and legacy completions
+    else:  # Responses (``prompt`` there is a template reference) and legacy completions
         system = _str(request.get("instructions"))
-        raw = request.get("input", request.get("prompt"))
+        legacy = call.operation is OperationType.GENERATE
+        raw = request.get("prompt") if legacy else request.get("input")
         others = [{"role": "user", "content": raw}] if isinstance(raw, str) else list(raw or [])
     return capture(
         system_prompt=system, messages=others, output_response=output, limit=call.capture_limit
@@ -213,24 +214,29 @@ def _chat_tokens(usage: object) -> dict[str, Any]:
 
 
 def _chat_record(call: CallInfo, response: Any) -> Record | None:
+    if isinstance(response, str | bytes):
+        return None  # not a completion at all (an unexpected raw body): nothing to read
     found = getattr(response, "choices", None)
-    if not _is_list(found):
-        return None
-    choices: list[Any] = found
+    choices: list[Any] = found if _is_list(found) else []
     first = choices[0] if choices else None
     message = getattr(first, "message", None)
-    tool_calls = any(getattr(getattr(c, "message", None), "tool_calls", None) for c in choices)
-    output = _str(getattr(message, "content", None))
+    tool = any(_called_tools(getattr(c, "message", None)) for c in choices)
+    output = _str(getattr(message, "content", None) or getattr(first, "text", None))
     return call.completion(
         model=_model(call, getattr(response, "model", None)),
         duration_ms=call.elapsed_ms(),
-        operation_type=OperationType.TOOL_CALL if tool_calls else OperationType.CHAT,
+        operation_type=_operation(call, tool=tool),
         transaction_id=_str(getattr(response, "id", None)),
         stop_reason=_stop(getattr(first, "finish_reason", None)),
         system_fingerprint=_str(getattr(response, "system_fingerprint", None)),
         prompts=_prompts(call, output),
         **_chat_tokens(getattr(response, "usage", None)),
     )
+
+
+def _called_tools(message: object) -> bool:
+    """Tool calls, or the older single ``function_call``."""
+    return bool(getattr(message, "tool_calls", None) or getattr(message, "function_call", None))
 
 
 class _ChatAccumulator:
@@ -254,25 +260,26 @@ class _ChatAccumulator:
             self._id = _str(getattr(chunk, "id", None))
         if self._model is None:
             self._model = _str(getattr(chunk, "model", None))
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self._usage = usage
         choices = getattr(chunk, "choices", None)
-        if choices:
+        if choices and _is_list(choices):
             for choice in choices:
                 delta = getattr(choice, "delta", None)
-                text = getattr(delta, "content", None) if delta is not None else choice.text
-                if text:
+                text = getattr(choice if delta is None else delta, "text" if delta is None
+                               else "content", None)  # fmt: skip
+                if isinstance(text, str) and text:
                     content = True
                     self._chars += len(text)
                     if self._parts is not None:
                         self._parts.append(text)
-                if delta is not None and getattr(delta, "tool_calls", None):
+                if delta is not None and _called_tools(delta):
                     content = self._tool = True
-                if choice.finish_reason:
-                    self._finish = choice.finish_reason
-        usage = getattr(chunk, "usage", None)
-        if usage is not None:
-            self._usage = usage
-            return content, self._hide_usage and not choices
-        return content, False
+                finish = getattr(choice, "finish_reason", None)
+                if finish:
+                    self._finish = finish
+        return content, usage is not None and self._hide_usage and not choices
 
     def record(
         self,
@@ -281,6 +288,7 @@ class _ChatAccumulator:
         duration_ms: float,
         ttft_ms: float | None,
         error: BaseException | None,
+        ended: bool = False,
     ) -> Record:
         operation = _operation(call, tool=self._tool)
         common: dict[str, Any] = {
@@ -295,13 +303,11 @@ class _ChatAccumulator:
         if self._usage is not None:
             return call.completion(stop_reason=_stop(self._finish), **common,
                                    **_chat_tokens(self._usage))  # fmt: skip
-        return _estimated(call, common, self._chars, self._finish, error)
+        return _estimated(call, common, self._chars, self._finish, error, ended=ended)
 
 
 def _operation(call: CallInfo, *, tool: bool) -> OperationType:
-    if tool:
-        return OperationType.TOOL_CALL
-    return OperationType.GENERATE if "prompt" in call.request else OperationType.CHAT
+    return OperationType.TOOL_CALL if tool else call.operation
 
 
 def _estimated(
@@ -310,6 +316,8 @@ def _estimated(
     output_chars: int,
     finish: object,
     error: BaseException | None,
+    *,
+    ended: bool,
 ) -> CompletionRecord:
     """No usage arrived (early exit, or an endpoint that sends none): estimate, and say so."""
     if error is not None and isinstance(error, Exception):
@@ -317,8 +325,10 @@ def _estimated(
     elif finish:
         stop = _stop(finish)
     else:
-        stop = StopReason.CANCELLED
-    prompt = call.request.get("messages", call.request.get("input", call.request.get("prompt")))
+        stop = StopReason.END if ended else StopReason.CANCELLED
+    request = call.request
+    legacy = call.operation is OperationType.GENERATE
+    prompt = request.get("prompt") if legacy else request.get("messages", request.get("input"))
     return call.completion(
         stop_reason=stop,
         input_token_count=estimate_tokens(_text_length(prompt)),
@@ -399,6 +409,56 @@ def _response_output(response: Any) -> tuple[str | None, bool]:
     return ("".join(texts) or None), tool
 
 
+class _SeenOnce:
+    """Response ids already metered in this process (bounded), so repeats make no new record.
+
+    Across processes the derived idempotency key lets the server deduplicate; this keeps the
+    local capture, ledger writes and statistics to one record too.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def first(self, key: str) -> bool:
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen[key] = None
+            if len(self._seen) > self._limit:
+                self._seen.popitem(last=False)
+            return True
+
+
+_BACKGROUND_SEEN: Final = _SeenOnce()
+
+
+def _background_fields(response: Any) -> dict[str, Any] | None:
+    """The derived identity and the server-side timing of a finished background response.
+
+    One record per background response, whichever process or retrieve sees it first: the key
+    is derived from the response id, so the server deduplicates repeats. ``None`` when this
+    process already metered it.
+    """
+    response_id = str(getattr(response, "id", ""))
+    if not _BACKGROUND_SEEN.first(response_id):
+        return None
+    fields: dict[str, Any] = {
+        "idempotency_key": str(uuid.uuid5(_BACKGROUND_NAMESPACE, response_id))
+    }
+    created, completed = (
+        getattr(response, "created_at", None),
+        getattr(response, "completed_at", None),
+    )
+    if isinstance(created, int | float):
+        fields["request_time"] = datetime.fromtimestamp(created, UTC)
+        if isinstance(completed, int | float) and completed >= created:
+            fields["request_duration_ms"] = (completed - created) * 1000
+            fields["time_to_first_token_ms"] = fields["request_duration_ms"]
+    return fields
+
+
 def _response_record(
     call: CallInfo,
     response: Any,
@@ -410,31 +470,25 @@ def _response_record(
     status = getattr(response, "status", None)
     if status not in _TERMINAL:
         return None  # a background response still queued: metered when retrieve sees it done
-    output, tool = _response_output(response)
     fields: dict[str, Any] = {}
     if getattr(response, "background", None) is True:
-        # One record per background response, whichever process or retrieve sees it first:
-        # the key is derived from the response id, so the server deduplicates repeats.
-        fields["idempotency_key"] = str(uuid.uuid5(_BACKGROUND_NAMESPACE, str(response.id)))
-        created = getattr(response, "created_at", None)
-        if isinstance(created, int | float):
-            fields["request_time"] = datetime.fromtimestamp(created, UTC)
+        background = _background_fields(response)
+        if background is None:
+            return None
+        fields = background
+    output, tool = _response_output(response)
     record = call.completion(
         model=_model(call, getattr(response, "model", None)),
         duration_ms=call.elapsed_ms() if duration_ms is None else duration_ms,
         time_to_first_token_ms=ttft_ms,
-        operation_type=OperationType.TOOL_CALL if tool else OperationType.CHAT,
+        operation_type=_operation(call, tool=tool),
         transaction_id=_str(getattr(response, "id", None)),
         stop_reason=_response_stop(response),
         is_streamed=streamed,
         prompts=_prompts(call, output),
         **_response_tokens(getattr(response, "usage", None)),
     )
-    if fields:
-        import attrs  # noqa: PLC0415 - background responses only
-
-        record = attrs.evolve(record, **fields)
-    return record
+    return attrs.evolve(record, **fields) if fields else record
 
 
 def _retrieved_record(call: CallInfo, response: Any) -> Record | None:
@@ -445,11 +499,16 @@ def _retrieved_record(call: CallInfo, response: Any) -> Record | None:
 
 
 class _ResponsesAccumulator:
-    """Response stream events: the terminal event carries the whole response with usage."""
+    """Response stream events: the terminal event carries the whole response with usage.
 
-    __slots__ = ("_chars", "_final", "_id", "_model", "_tool")
+    A background response whose stream ends early is not estimated: it goes on running on the
+    server and is metered, exactly, when a retrieve sees it finished.
+    """
 
-    def __init__(self, call: CallInfo) -> None:
+    __slots__ = ("_chars", "_final", "_id", "_model", "_resumed", "_tool")
+
+    def __init__(self, call: CallInfo, *, resumed: bool = False) -> None:
+        self._resumed = resumed  # ``retrieve(stream=True)``: the create call is metered already
         self._final: object = None
         self._id: str | None = None
         self._model: str | None = None
@@ -479,10 +538,13 @@ class _ResponsesAccumulator:
         duration_ms: float,
         ttft_ms: float | None,
         error: BaseException | None,
+        ended: bool = False,
     ) -> Record | None:
         if self._final is not None:
             return _response_record(call, self._final, streamed=True, ttft_ms=ttft_ms,
                                     duration_ms=duration_ms)  # fmt: skip
+        if self._resumed or call.request.get("background") is True:
+            return None  # still running server-side: a retrieve that sees it finished meters it
         common: dict[str, Any] = {
             "model": _model(call, self._model),
             "duration_ms": duration_ms,
@@ -492,7 +554,7 @@ class _ResponsesAccumulator:
             "is_streamed": True,
             "prompts": _prompts(call, None),
         }
-        return _estimated(call, common, self._chars, None, error)
+        return _estimated(call, common, self._chars, None, error, ended=ended)
 
 
 # ----------------------------------------------------------------------------- embeddings, media
@@ -504,14 +566,13 @@ def _embedding_record(call: CallInfo, response: Any) -> Record:
     return call.completion(
         model=_model(call, getattr(response, "model", None)),
         duration_ms=call.elapsed_ms(),
-        operation_type=OperationType.EMBED,
         input_token_count=prompt,
         output_token_count=0,
         total_token_count=_opt_int(getattr(usage, "total_tokens", None)) or prompt,
     )
 
 
-def _image_record(subtype: str) -> Any:
+def _image_record(subtype: str) -> Callable[[CallInfo, Any], Record | None]:
     def record(call: CallInfo, response: Any) -> Record | None:
         found = getattr(response, "data", None)
         if not _is_list(found):
@@ -520,11 +581,7 @@ def _image_record(subtype: str) -> Any:
         request = call.request
         n = request.get("n")
         return ImageRecord(
-            model=_str(request.get("model")) or "dall-e-2",
-            provider=call.labels.provider,
-            model_source=call.labels.model_source,
-            request_time=call.request_time,
-            request_duration_ms=call.elapsed_ms(),
+            **call.common(model=_image_model(call), duration_ms=call.elapsed_ms()),
             operation_type=OperationType.IMAGE,
             operation_subtype=subtype,
             requested_image_count=n if isinstance(n, int) and n > 0 else 1,
@@ -536,22 +593,113 @@ def _image_record(subtype: str) -> Any:
             revised_prompt_provided=any(getattr(d, "revised_prompt", None) for d in data),
             source_image_provided=subtype != "generation",
             billing_unit=BillingUnit.PER_IMAGE,
-            metadata=call.metadata,
         )
 
     return record
 
 
+def _image_failure(subtype: str) -> Callable[[CallInfo, BaseException], Record]:
+    def failure(call: CallInfo, error: BaseException) -> Record:
+        n = call.request.get("n")
+        return ImageRecord(
+            **call.common(model=_image_model(call), duration_ms=call.elapsed_ms()),
+            operation_type=OperationType.IMAGE,
+            operation_subtype=subtype,
+            requested_image_count=n if isinstance(n, int) and n > 0 else 1,
+            actual_image_count=0,
+            billing_unit=BillingUnit.PER_IMAGE,
+            **call.error_fields(error),
+        )
+
+    return failure
+
+
+class _ImageStreamAccumulator:
+    """Streamed image generation: one image per ``*.completed`` event."""
+
+    __slots__ = ("_images", "_subtype")
+
+    def __init__(self, call: CallInfo, *, subtype: str) -> None:
+        self._images = 0
+        self._subtype = subtype
+
+    def feed(self, chunk: Any) -> tuple[bool, bool]:
+        kind = getattr(chunk, "type", "")
+        if isinstance(kind, str) and kind.endswith(".completed"):
+            self._images += 1
+            return True, False
+        return False, False
+
+    def record(
+        self,
+        call: CallInfo,
+        *,
+        duration_ms: float,
+        ttft_ms: float | None,
+        error: BaseException | None,
+        ended: bool = False,
+    ) -> Record:
+        n = call.request.get("n")
+        extra = call.error_fields(error) if isinstance(error, Exception) else {}
+        return ImageRecord(
+            **call.common(model=_image_model(call), duration_ms=duration_ms),
+            operation_type=OperationType.IMAGE,
+            operation_subtype=self._subtype,
+            requested_image_count=n if isinstance(n, int) and n > 0 else 1,
+            actual_image_count=self._images,
+            source_image_provided=self._subtype != "generation",
+            billing_unit=BillingUnit.PER_IMAGE,
+            **extra,
+        )
+
+
+def _image_model(call: CallInfo) -> str:
+    """What was asked, through the aliases; OpenAI's default image model when nothing was."""
+    return call.requested_model() if _str(call.request.get("model")) else "dall-e-2"
+
+
+def _audio_failure(subtype: str) -> Callable[[CallInfo, BaseException], Record]:
+    def failure(call: CallInfo, error: BaseException) -> Record:
+        return _audio(call, subtype, **call.error_fields(error))
+
+    return failure
+
+
+class _TranscriptStreamAccumulator:
+    """Streamed transcription: the ``transcript.text.done`` event carries the usage."""
+
+    __slots__ = ("_done", "_subtype")
+
+    def __init__(self, call: CallInfo, *, subtype: str) -> None:
+        self._done: object = None
+        self._subtype = subtype
+
+    def feed(self, chunk: Any) -> tuple[bool, bool]:
+        kind = getattr(chunk, "type", "")
+        if kind == "transcript.text.done":
+            self._done = chunk
+        return kind == "transcript.text.delta", False
+
+    def record(
+        self,
+        call: CallInfo,
+        *,
+        duration_ms: float,
+        ttft_ms: float | None,
+        error: BaseException | None,
+        ended: bool = False,
+    ) -> Record:
+        record = _transcript_record(self._subtype)(call, self._done)
+        extra = call.error_fields(error) if isinstance(error, Exception) else {}
+        return attrs.evolve(record, request_duration_ms=duration_ms, **extra)
+
+
 def _audio(call: CallInfo, subtype: str, **fields: Any) -> AudioRecord:
+    model = call.requested_model()
     return AudioRecord(
-        model=_str(call.request.get("model")) or "unknown",
-        provider=call.labels.provider,
-        model_source=call.labels.model_source,
-        request_time=call.request_time,
-        request_duration_ms=call.elapsed_ms(),
+        **call.common(model=model, duration_ms=call.elapsed_ms()),
         operation_type=OperationType.AUDIO,
         operation_subtype=subtype,
-        metadata=call.metadata,
         **fields,
     )
 
@@ -570,32 +718,35 @@ def _speech_record(call: CallInfo, _response: object) -> Record:
     )
 
 
-def _transcript_record(subtype: str) -> Any:
-    def record(call: CallInfo, response: Any) -> Record:
-        usage = getattr(response, "usage", None)
+def _field(value: object, name: str) -> object:
+    """An attribute, or a key of a plain dict (a pydantic extra the SDK does not declare)."""
+    if isinstance(value, Mapping):
+        return cast("Mapping[str, object]", value).get(name)
+    return getattr(value, name, None)
+
+
+def _transcript_record(subtype: str) -> Callable[[CallInfo, Any], AudioRecord]:
+    def record(call: CallInfo, response: Any) -> AudioRecord:
+        usage = _field(response, "usage")
         fields: dict[str, Any] = {"response_format": _str(call.request.get("response_format"))}
-        if getattr(usage, "type", None) == "tokens":
-            details = getattr(usage, "input_token_details", None)
+        if _field(usage, "type") == "tokens":
+            details = _field(usage, "input_token_details")
             fields.update(
-                input_token_count=_int(getattr(usage, "input_tokens", None)),
-                output_token_count=_int(getattr(usage, "output_tokens", None)),
-                input_audio_token_count=_opt_int(getattr(details, "audio_tokens", None)),
+                input_token_count=_int(_field(usage, "input_tokens")),
+                output_token_count=_int(_field(usage, "output_tokens")),
+                input_audio_token_count=_opt_int(_field(details, "audio_tokens")),
                 billing_unit=BillingUnit.PER_TOKEN,
             )
         else:
-            seconds = getattr(usage, "seconds", None) or getattr(response, "duration", None)
+            seconds = _field(usage, "seconds") or _field(response, "duration")
             if isinstance(seconds, int | float):
                 fields["duration_seconds"] = float(seconds)
             fields["billing_unit"] = BillingUnit.PER_MINUTE
-        language = getattr(response, "language", None) or call.request.get("language")
+        language = _field(response, "language") or call.request.get("language")
         fields["language"] = _str(language)
         return _audio(call, subtype, **fields)
 
     return record
-
-
-def _never_streamed(_kwargs: Mapping[str, Any]) -> bool:
-    return False
 
 
 # ----------------------------------------------------------------------------- the adapter
@@ -603,6 +754,46 @@ def _never_streamed(_kwargs: Mapping[str, Any]) -> bool:
 
 def _clone(client: Any) -> Any:
     return client.copy()
+
+
+def _media_endpoints() -> tuple[Endpoint, ...]:
+    images = tuple(
+        Endpoint(
+            f"images.{method}",
+            record=_image_record(subtype),
+            accumulator=functools.partial(_ImageStreamAccumulator, subtype=subtype),
+            is_stream=_streaming,
+            operation=OperationType.IMAGE,
+            failure=_image_failure(subtype),
+        )
+        for method, subtype in (
+            ("generate", "generation"),
+            ("edit", "edit"),
+            ("create_variation", "variation"),
+        )
+    )
+    audio = tuple(
+        Endpoint(
+            f"audio.{resource}.create",
+            record=_transcript_record(subtype),
+            accumulator=functools.partial(_TranscriptStreamAccumulator, subtype=subtype),
+            is_stream=_streaming,
+            operation=OperationType.AUDIO,
+            failure=_audio_failure(subtype),
+        )
+        for resource, subtype in (
+            ("transcriptions", "transcription"),
+            ("translations", "translation"),
+        )
+    )
+    speech = Endpoint(
+        "audio.speech.create",
+        record=_speech_record,
+        needs_response=False,
+        operation=OperationType.AUDIO,
+        failure=_audio_failure("speech"),
+    )
+    return (*images, *audio, speech)
 
 
 _CHAT = Endpoint(
@@ -627,6 +818,7 @@ ADAPTER: Final = Adapter(
             accumulator=_ChatAccumulator,
             is_stream=_streaming,
             prepare=_inject_usage,
+            operation=OperationType.GENERATE,
         ),
         Endpoint(
             "responses.create",
@@ -635,14 +827,14 @@ ADAPTER: Final = Adapter(
             is_stream=_streaming,
         ),
         Endpoint("responses.parse", record=_response_record),
-        Endpoint("responses.retrieve", record=_retrieved_record, is_stream=_never_streamed),
-        Endpoint("embeddings.create", record=_embedding_record),
-        Endpoint("images.generate", record=_image_record("generation")),
-        Endpoint("images.edit", record=_image_record("edit")),
-        Endpoint("images.create_variation", record=_image_record("variation")),
-        Endpoint("audio.speech.create", record=_speech_record, needs_response=False),
-        Endpoint("audio.transcriptions.create", record=_transcript_record("transcription")),
-        Endpoint("audio.translations.create", record=_transcript_record("translation")),
+        Endpoint(
+            "responses.retrieve",
+            record=_retrieved_record,
+            accumulator=functools.partial(_ResponsesAccumulator, resumed=True),
+            is_stream=_streaming,
+        ),
+        Endpoint("embeddings.create", record=_embedding_record, operation=OperationType.EMBED),
+        *_media_endpoints(),
     ),
     labels=_labels,
     clone=_clone,
