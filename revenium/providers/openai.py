@@ -106,8 +106,11 @@ def _azure_accepts_usage(client: Any) -> bool:
 
 
 def _hints(client: Any) -> Mapping[str, Any]:
+    hints: dict[str, Any] = {"host": urlsplit(str(getattr(client, "base_url", ""))).netloc}
     deployment = getattr(client, "_azure_deployment", None)
-    return {"azure_deployment": deployment} if isinstance(deployment, str) else {}
+    if isinstance(deployment, str):
+        hints["azure_deployment"] = deployment
+    return hints
 
 
 # ----------------------------------------------------------------------------- reading helpers
@@ -117,12 +120,22 @@ def _is_list(value: object) -> TypeGuard[list[Any]]:
     return isinstance(value, list)
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+_MAX_COUNT: Final = 2**63 - 1  # the server stores 64-bit counts; larger is a broken response
 
 
 def _opt_int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    """A token count: a non-negative whole number (``3.0`` included), else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and value >= 0:
+        return min(value, _MAX_COUNT)
+    return None
+
+
+def _int(value: object) -> int:
+    return _opt_int(value) or 0
 
 
 def _str(value: object) -> str | None:
@@ -434,19 +447,21 @@ class _SeenOnce:
 _BACKGROUND_SEEN: Final = _SeenOnce()
 
 
-def _background_fields(response: Any) -> dict[str, Any] | None:
+def _background_fields(response: Any, host: str) -> dict[str, Any] | None:
     """The derived identity and the server-side timing of a finished background response.
 
     One record per background response, whichever process or retrieve sees it first: the key
     is derived from the response id, so the server deduplicates repeats. ``None`` when this
     process already metered it.
     """
-    response_id = str(getattr(response, "id", ""))
-    if not _BACKGROUND_SEEN.first(response_id):
+    response_id = _str(getattr(response, "id", None))
+    if response_id is None:
+        return {}  # nothing to derive an identity from: an ordinary, random key
+    # Provider ids are unique per host only, so the host is part of the identity.
+    identity = f"{host}:{response_id}"
+    if not _BACKGROUND_SEEN.first(identity):
         return None
-    fields: dict[str, Any] = {
-        "idempotency_key": str(uuid.uuid5(_BACKGROUND_NAMESPACE, response_id))
-    }
+    fields: dict[str, Any] = {"idempotency_key": str(uuid.uuid5(_BACKGROUND_NAMESPACE, identity))}
     created, completed = (
         getattr(response, "created_at", None),
         getattr(response, "completed_at", None),
@@ -472,7 +487,8 @@ def _response_record(
         return None  # a background response still queued: metered when retrieve sees it done
     fields: dict[str, Any] = {}
     if getattr(response, "background", None) is True:
-        background = _background_fields(response)
+        host = call.client_hints.get("host")
+        background = _background_fields(response, host if isinstance(host, str) else "")
         if background is None:
             return None
         fields = background
@@ -655,7 +671,8 @@ class _ImageStreamAccumulator:
 
 def _image_model(call: CallInfo) -> str:
     """What was asked, through the aliases; OpenAI's default image model when nothing was."""
-    return call.requested_model() if _str(call.request.get("model")) else "dall-e-2"
+    asked = call.request.get("model") or call.client_hints.get("azure_deployment")
+    return call.requested_model() if _str(asked) else "dall-e-2"
 
 
 def _audio_failure(subtype: str) -> Callable[[CallInfo, BaseException], Record]:

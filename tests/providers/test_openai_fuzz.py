@@ -226,12 +226,18 @@ def _dump(value: Any) -> Any:
     return value
 
 
-def _positive(value: object) -> int:
-    return value if type(value) is int and value > 0 else 0
+_INT64_MAX = 2**63 - 1  # a count beyond what the server stores is clamped, not sent as is
 
 
 def _non_negative(value: object) -> int | None:
-    return value if type(value) is int and value >= 0 else None
+    """A count as the record should carry it: whole numbers (``3.0`` too), clamped."""
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    return min(value, _INT64_MAX) if type(value) is int and value >= 0 else None
+
+
+def _positive(value: object) -> int:
+    return _non_negative(value) or 0
 
 
 def _text(value: object) -> str | None:
@@ -522,6 +528,7 @@ def test_a_malformed_choice_does_not_lose_the_usage_on_its_chunk(sync_rig: Rig) 
     (record,) = captured.completions
     assert record.estimated is False
     assert (record.input_token_count, record.output_token_count) == (3, 2)
+    assert record.stop_reason is StopReason.END  # the finish reason beside it is read too
     assert _diagnostics.internal_error_count() == before
 
 
@@ -534,4 +541,4 @@ def test_an_exhausted_stream_without_finish_reason_is_not_cancelled(sync_rig: Ri
     assert len(chunks) == 1
     (record,) = captured.completions
     assert record.estimated is True
-    assert record.stop_reason is not StopReason.CANCELLED
+    assert record.stop_reason is StopReason.END  # read to its end: not CANCELLED
