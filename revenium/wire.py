@@ -100,9 +100,11 @@ def format_timestamp(value: datetime) -> str:
     """UTC ISO-8601 with milliseconds and a ``Z``: what the API parses, to the millisecond."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return (
-        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    )
+    elif value.utcoffset():
+        value = value.astimezone(UTC)
+    # isoformat cuts (never rounds) to the millisecond, and is several times faster than
+    # strftime: ``2026-11-27T00:28:44.120+00:00`` -> ``2026-11-27T00:28:44.120Z``.
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _make_converter() -> cattrs.Converter:
@@ -252,8 +254,8 @@ _BUILDERS: Final[dict[type[Any], Callable[[Any], dict[str, Any]]]] = {
 
 
 def _guard(body: dict[str, Any]) -> dict[str, Any]:
-    for key, limit in _MAX_LENGTH.items():
-        value = body.get(key)
+    for key in _MAX_LENGTH.keys() & body.keys():
+        value, limit = body[key], _MAX_LENGTH[key]
         if isinstance(value, str) and len(value) > limit:
             body[key] = value[:limit]
     for key in _CLASSIFIED:
