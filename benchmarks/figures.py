@@ -13,6 +13,7 @@ outside that scratch directory.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import resource
 import sys
@@ -34,10 +35,7 @@ def _configure(params: Params, **overrides: object) -> None:
     import revenium  # noqa: PLC0415 - every figure controls when the SDK is imported
 
     scratch = Path(params["scratch"])
-    settings: dict[str, object] = {
-        "spool_dir": scratch / "spool",
-        "shutdown_timeout_seconds": 30.0,
-    }
+    settings: dict[str, object] = {"spool_dir": scratch / "spool"}
     if params.get("base_url"):
         settings.update(api_key=API_KEY, base_url=params["base_url"])
     else:
@@ -73,6 +71,23 @@ def _tool_records(n: int) -> list[Any]:
     ]
 
 
+def _handoff() -> Callable[[Any], None]:
+    """The process-wide hand-off that ``revenium.sink.submit`` ends in.
+
+    It is ``revenium.runtime.submit``, or ``revenium.lifecycle.submit`` once the process-wide
+    functions moved there; either way the same never-blocking deque append.
+    """
+    for name in ("revenium.lifecycle", "revenium.runtime"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        submit = getattr(module, "submit", None)
+        if callable(submit):
+            return submit  # type: ignore[no-any-return]
+    raise RuntimeError("no revenium hand-off function found")
+
+
 def _statistics() -> Result:
     import revenium  # noqa: PLC0415
 
@@ -104,19 +119,21 @@ def handoff(params: Params) -> Result:
     the same idle runtime and the buffer never grows across batches. The destination is the
     local ledger: the hand-off does not depend on it, and it drains far faster than HTTP.
     The first record of each batch pays the loop wake-up; the ``idle`` figure isolates that
-    case (one record, runtime idle) because a light producer pays it on every record.
+    case (one record, runtime asleep) because a light producer, one paid call now and then,
+    pays it on every record.
     """
     _configure(params)
     import revenium  # noqa: PLC0415
-    from revenium import runtime  # noqa: PLC0415
 
-    batch, batches = params["batch"], params["batches"]
+    submit_one = _handoff()
+    batch: int = params["batch"]
+    batches: int = params["batches"]
     warmup = max(2, batches // 5)
     perf = time.perf_counter
 
     def time_submit() -> float:
         records = _tool_records(batch)
-        submit = runtime.submit
+        submit = submit_one
         t0 = perf()
         for record in records:
             submit(record)
@@ -141,8 +158,15 @@ def handoff(params: Params) -> Result:
     def time_idle() -> float:
         record = _tool_records(1)[0]
         revenium.flush_sync(timeout=30)
+        # Let the runtime thread go back to sleep in its selector, so the hand-off has to
+        # wake it. Spin on sleep(0) rather than sleeping: it releases the GIL each time but
+        # keeps this core busy, since a core left idle for milliseconds runs everything
+        # several times slower at first (a machine effect, not the SDK's).
+        until = perf() + 0.002
+        while perf() < until:
+            time.sleep(0)
         t0 = perf()
-        runtime.submit(record)
+        submit_one(record)
         return (perf() - t0) * 1e6
 
     kinds: dict[str, Callable[[], float]] = {
@@ -158,8 +182,9 @@ def handoff(params: Params) -> Result:
         for name, fn in kinds.items():
             samples[name].append(fn())
     idle = [time_idle() for _ in range(params["idle"])]
+    stats = _statistics()
     report = revenium.shutdown_sync(timeout=30)
-    return {**samples, "idle": idle, "stats": _statistics(), "ledger": report.ledger_written}
+    return {**samples, "idle": idle, "stats": stats, "ledger": report.ledger_written}
 
 
 # --------------------------------------------------------------------- 2. throughput
@@ -173,20 +198,21 @@ def throughput(params: Params) -> Result:
     """
     _configure(params)
     import revenium  # noqa: PLC0415
-    from revenium import runtime  # noqa: PLC0415
 
+    submit = _handoff()
     n, warmup = params["n"], params["warmup"]
     for record in _tool_records(warmup):  # opens the connections, loads httpx and friends
-        runtime.submit(record)
+        submit(record)
     revenium.flush_sync(timeout=60)
     before = _statistics()
     records = _tool_records(n)
     cpu0, t0 = time.process_time(), time.perf_counter()
     for record in records:
-        runtime.submit(record)
+        submit(record)
     report = revenium.flush_sync(timeout=120)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     delivered = report.delivered - before["delivered"]
+    stats = _statistics()
     revenium.shutdown_sync(timeout=30)
     return {
         "n": n,
@@ -195,7 +221,7 @@ def throughput(params: Params) -> Result:
         "rate": delivered / wall,
         "cpu_us": cpu / n * 1e6,
         "completed": report.completed,
-        "stats": _statistics(),
+        "stats": stats,
     }
 
 
@@ -305,11 +331,12 @@ def loop_stall(params: Params) -> Result:
                 await asyncio.sleep(0)
         produce_seconds = time.perf_counter() - t0
         produce_end = len(lateness)
-        if not params["control"]:
+        if params["control"]:
+            delivered = 0  # the ticker keeps watching an idle loop: its own baseline lateness
+            await asyncio.sleep(params.get("idle_seconds", 1.0))
+        else:
             report = await revenium.flush(timeout=120)
             delivered = report.delivered - before["delivered"]
-        else:
-            delivered = 0
         total_seconds = time.perf_counter() - t0
         stop.set()
         await probe_task
@@ -329,9 +356,9 @@ def loop_stall(params: Params) -> Result:
         }
 
     result = asyncio.run(main())
+    result["stats"] = _statistics()
     if not params["control"]:
         revenium.shutdown_sync(timeout=30)
-    result["stats"] = _statistics()
     return result
 
 
@@ -374,7 +401,6 @@ def memory_down(params: Params) -> Result:
         "pending": report.pending,
         "shutdown_seconds": report.seconds,
         "completed": report.completed,
-        "stats": _statistics(),
     }
 
 
@@ -404,7 +430,7 @@ def shutdown_flush(params: Params) -> Result:
         for _ in range(n):
             revenium.report_tool_call("customer-db", operation="lookup", duration_ms=12.5)
     t0 = time.perf_counter()
-    report = revenium.shutdown_sync(timeout=params["timeout"])
+    report = revenium.shutdown_sync(timeout=params["timeout"])  # None: the configured default
     return {
         "n": n,
         "seconds": time.perf_counter() - t0,
@@ -448,6 +474,13 @@ FIGURES: dict[str, Callable[[Params], Result]] = {
 }
 
 
+def loaded_modules() -> list[str]:
+    """The package's modules this process loaded: the code a figure actually measured."""
+    return sorted(m for m in sys.modules if m == "revenium" or m.startswith("revenium."))
+
+
 if __name__ == "__main__":
     figure = FIGURES[sys.argv[1]]
-    print("RESULT " + json.dumps(figure(json.loads(sys.argv[2]))), flush=True)
+    result = figure(json.loads(sys.argv[2]))
+    result["modules"] = loaded_modules()
+    print("RESULT " + json.dumps(result), flush=True)

@@ -55,14 +55,20 @@ if TYPE_CHECKING:
 __all__ = ["Runtime"]
 
 MEMORY_QUEUE: Final = 10_000  # envelopes waiting for a sender; beyond that they go to the spool
-IDLE_TICK: Final = 0.5  # the periodic flush: a lost wake-up costs at most this much latency
+IDLE_TICK: Final = 0.5  # the periodic drain: a record not worth a wake-up waits this long
+# Waking a sleeping loop from another thread costs the caller about 20 us on a small VM (a
+# syscall and a thread switch): more than all the rest of metering a call. Records are only
+# worth a wake-up when many are waiting; otherwise the periodic drain picks them up.
+WAKE_AT: Final = 1_000
 # After a wake-up, let records gather for this long before draining: one drain (and one
 # thread hop to the ledger or spool) per batch instead of per record, and no wake-up at all
 # for the records that arrive meanwhile. Metering latency of 20 ms is invisible; the CPU
 # saved is the caller's, on a busy two-core machine.
 BATCH_WINDOW: Final = 0.02
 DRAIN_BATCH: Final = 1_000
-SPOOL_BACKPRESSURE: Final = 10_000  # the drainer waits for the spool writer beyond this
+# The drainer waits for the spool writer beyond this many parked envelopes (~30 MB): a burst
+# while the API is down is absorbed in memory, a sustained flood fills the hand-off buffer.
+SPOOL_BACKPRESSURE: Final = 100_000
 REPLAY_BATCH: Final = 50
 REPLAY_TICK: Final = 2.0
 LEASE_SECONDS: Final = 60.0
@@ -116,7 +122,7 @@ class Runtime:
             self._drop(record)
             return
         self._buffer.append(record)
-        if not self._wake_pending and self._loop is not None:
+        if len(self._buffer) >= WAKE_AT and not self._wake_pending and self._loop is not None:
             self._wake_pending = True
             self._loop.call_soon_threadsafe(self._wake_now)
 
@@ -295,7 +301,18 @@ class Runtime:
 
     async def _send_loop(self) -> None:
         assert self._sender is not None
-        async for envelope in self._send_out:
+        while True:
+            # Take what is queued without yielding first: a yield here lets several senders
+            # race for the connection just freed, and httpcore's pool pays for each loser.
+            try:
+                envelope = self._send_out.receive_nowait()
+            except anyio.WouldBlock:
+                try:
+                    envelope = await self._send_out.receive()
+                except anyio.EndOfStream:
+                    return
+            except anyio.EndOfStream:
+                return
             config = get_config()
             if self._paused is not None or config.api_key is None:
                 self._park(envelope)

@@ -424,3 +424,25 @@ def test_wire_times_add_up_exactly_even_when_durations_round() -> None:
     assert body["responseTime"] == "2026-11-27T00:28:45.033Z"
     assert body["timeToFirstToken"] == 0
     assert body["completionStartTime"] == "2026-11-27T00:28:44.120Z"
+
+
+def test_idempotency_keys_are_uuid4_and_a_forked_child_draws_its_own() -> None:
+    import os
+    import uuid
+
+    from revenium.records import new_idempotency_key
+
+    keys = {new_idempotency_key() for _ in range(10_000)}
+    assert len(keys) == 10_000
+    assert all(uuid.UUID(k).version == 4 for k in list(keys)[:100])
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child writes its next key and leaves at once
+        os.write(write, new_idempotency_key().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child_key = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert child_key != new_idempotency_key()
+    assert child_key not in keys

@@ -1,0 +1,849 @@
+"""Run every benchmark figure and write ``docs/benchmarks.md``: ``python benchmarks/run.py``.
+
+Why it is built this way:
+
+- Every figure runs in a fresh subprocess (:mod:`figures`), one repetition per process, so a
+  figure never inherits another's threads, heap, warm connection pool or peak RSS.
+- Repetitions are *interleaved*: each round runs one repetition of every figure, so a slow
+  patch of the machine (a noisy neighbour, a CPU frequency change) spreads over all figures
+  instead of sinking one of them. The order rotates from round to round.
+- The metering API is ``benchmarks/fake_api.py`` in its own process, so the client and the
+  server do not share a GIL (the machine this was written for has two cores: one each).
+- Every figure reports its median and its spread (min-max over repetitions, or the
+  interquartile range of pooled samples), next to its bar from PRODUCT.md.
+
+``--quick`` shrinks every record count by 10x for a smoke run (under a minute) and, unless
+``--output`` is given, prints the table without overwriting the published figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+FIGURES = HERE / "figures.py"
+FAKE_API = HERE / "fake_api.py"
+DOC = ROOT / "docs" / "benchmarks.md"
+CHILD_TIMEOUT = 300.0
+IMPORT_RUNS = 10
+CONCURRENCY = 8  # the runtime's default max_concurrency, and raw httpx's for the comparison
+
+Result = dict[str, Any]
+
+
+# --------------------------------------------------------------------- plumbing
+
+
+@contextmanager
+def fake_api(scratch: Path) -> Iterator[str]:
+    """Start the fake metering API in its own process; yield its base URL."""
+    port_file = scratch / "fake_api.port"
+    proc = subprocess.Popen(
+        [sys.executable, str(FAKE_API), str(port_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the fake API did not start")
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port_file.read_text().strip()}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def closed_port_url() -> str:
+    """A URL nobody listens on: bind a port, remember it, close it (connection refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def child_env(scratch: Path) -> dict[str, str]:
+    """The parent's environment without ``REVENIUM_*`` settings, user dirs in scratch.
+
+    A developer's own ``REVENIUM_METERING_API_KEY`` or queue size must not change the
+    figures, and nothing may land in their real spool or ledger.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVENIUM_")}
+    env["XDG_STATE_HOME"] = str(scratch / "state")
+    env["XDG_DATA_HOME"] = str(scratch / "data")
+    return env
+
+
+@dataclass
+class Runner:
+    """Runs figure processes and keeps their failures for the final report."""
+
+    scratch: Path
+    failures: list[str] = field(default_factory=list)
+    _count: int = 0
+
+    def figure(self, name: str, params: dict[str, Any]) -> Result | None:
+        self._count += 1
+        work = self.scratch / f"{self._count:03d}-{name}"
+        work.mkdir()
+        return self.command(
+            name, [str(FIGURES), name, json.dumps({**params, "scratch": str(work)})]
+        )
+
+    def command(self, name: str, args: list[str]) -> Result | None:
+        try:
+            done = subprocess.run(
+                [sys.executable, *args],
+                capture_output=True,
+                text=True,
+                timeout=CHILD_TIMEOUT,
+                # Not the checkout: ``python -c`` puts the working directory first on
+                # sys.path, which would shadow the revenium that PYTHONPATH points at.
+                cwd=self.scratch,
+                env=child_env(self.scratch),
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            self.failures.append(f"{name}: timed out after {CHILD_TIMEOUT:.0f} s")
+            return None
+        for line in done.stdout.splitlines():
+            if line.startswith("RESULT "):
+                result: Result = json.loads(line[7:])
+                return result
+        tail = "\n    ".join(done.stderr.strip().splitlines()[-8:])
+        self.failures.append(f"{name}: exit {done.returncode}\n    {tail}")
+        return None
+
+
+# Import time is measured with ``-c`` rather than through figures.py, which itself imports
+# asyncio, json and pathlib: they would already be loaded and make the import look cheaper.
+IMPORT_SNIPPET = """
+import time
+t0 = time.perf_counter()
+import revenium
+t1 = time.perf_counter()
+with revenium.session(organization_name="Acme"):
+    pass
+t2 = time.perf_counter()
+import json, sys
+sdks = [m for m in ("openai", "anthropic", "google.genai") if m in sys.modules]
+mods = sorted(m for m in sys.modules if m == "revenium" or m.startswith("revenium."))
+print("RESULT " + json.dumps({"import_ms": (t1 - t0) * 1e3, "session_ms": (t2 - t1) * 1e3,
+                              "provider_sdks": sdks, "modules": mods}))
+"""
+
+
+# --------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Job:
+    """One repetition of one figure: a key to file the result under, a figure, parameters."""
+
+    key: str
+    figure: str
+    params: dict[str, Any]
+
+
+def plan(*, scale: int, api: str) -> list[Job]:
+    """Every repetition of a round; ``scale`` divides every record count (``--quick``)."""
+    closed = closed_port_url()
+    return [
+        Job("handoff", "handoff", {"batch": 100, "batches": 200 // scale, "idle": 200 // scale}),
+        Job(
+            "throughput",
+            "throughput",
+            {"base_url": api, "n": 5_000 // scale, "warmup": 500 // scale},
+        ),
+        Job(
+            "raw_httpx",
+            "raw_httpx",
+            {
+                "base_url": api,
+                "n": 5_000 // scale,
+                "warmup": 500 // scale,
+                "concurrency": CONCURRENCY,
+            },
+        ),
+        Job(
+            "stall",
+            "loop_stall",
+            {"base_url": api, "n": 20_000 // scale, "burst": 200, "control": False},
+        ),
+        Job(
+            "stall_control",
+            "loop_stall",
+            {
+                "base_url": api,
+                "n": 20_000 // scale,
+                "burst": 200,
+                "control": True,
+                "idle_seconds": 1.0 / scale,
+            },
+        ),
+        Job(
+            "memory",
+            "memory_down",
+            {"base_url": closed, "n": 100_000 // scale, "batch": 1_000, "yield_gil": True},
+        ),
+        Job(
+            "memory_tight",
+            "memory_down",
+            {"base_url": closed, "n": 100_000 // scale, "batch": 1_000, "yield_gil": False},
+        ),
+        Job("memory_idle", "memory_idle", {"base_url": closed}),
+        Job("shutdown", "shutdown_flush", {"base_url": api, "n": 10_000 // scale, "timeout": 60}),
+        Job(
+            "shutdown_default",
+            "shutdown_flush",
+            {"base_url": api, "n": 10_000 // scale, "timeout": None},
+        ),
+    ]
+
+
+def run_all(runner: Runner, jobs: list[Job], rounds: int) -> dict[str, list[Result]]:
+    """``rounds`` interleaved rounds; the import runs are spread over the rounds too."""
+    results: dict[str, list[Result]] = {job.key: [] for job in jobs}
+    results["import"] = []
+    # One throwaway interpreter first, so the first measured one does not pay for a cold
+    # page cache.
+    runner.command("warm-up", ["-c", "import revenium, httpx, anyio, cattrs; print('RESULT {}')"])
+    imports_left = IMPORT_RUNS
+    for r in range(rounds):
+        order = jobs[r % len(jobs) :] + jobs[: r % len(jobs)]
+        for job in order:
+            started = time.perf_counter()
+            result = runner.figure(job.figure, job.params)
+            print(
+                f"  round {r + 1}/{rounds} {job.key:<17} {time.perf_counter() - started:5.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            if result is not None:
+                results[job.key].append(result)
+        for _ in range(imports_left // (rounds - r)):
+            result = runner.command("import", ["-c", IMPORT_SNIPPET])
+            imports_left -= 1
+            if result is not None:
+                results["import"].append(result)
+    return results
+
+
+# --------------------------------------------------------------------- statistics and rows
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def iqr(values: Sequence[float]) -> tuple[float, float]:
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (float("nan"), float("nan"))
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[2]
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    if value != value:  # NaN: the figure failed
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the results table."""
+
+    figure: str
+    value: str
+    spread: str
+    target: str
+    verdict: str
+
+
+def verdict(ok: bool | None) -> str:
+    """``None`` when PRODUCT.md gives no bar to meet for this figure."""
+    if ok is None:
+        return "(reported)"
+    return "met" if ok else "**missed**"
+
+
+def pooled(results: list[Result], key: str) -> list[float]:
+    return [x for r in results for x in r.get(key, [])]
+
+
+def per_rep(results: list[Result], key: str) -> list[float]:
+    return [float(r[key]) for r in results if key in r]
+
+
+def minmax(values: list[float], digits: int = 1, unit: str = "") -> str:
+    if not values:
+        return "n/a"
+    return (
+        f"{fmt(min(values), digits)}-{fmt(max(values), digits)}{unit} (min-max, {len(values)} runs)"
+    )
+
+
+def quartiles(values: list[float], digits: int = 2) -> str:
+    lo, hi = iqr(values)
+    return f"{fmt(lo, digits)}-{fmt(hi, digits)} (IQR, {len(values)} batches)"
+
+
+def rows_for(res: dict[str, list[Result]]) -> list[Row]:
+    """Turn per-repetition results into table rows, each beside its PRODUCT.md bar."""
+    rows: list[Row] = []
+    n = {k: v[0].get("n") for k, v in res.items() if v}
+
+    hand = res["handoff"]
+    submit, idle = pooled(hand, "submit"), pooled(hand, "idle")
+    rows += [
+        Row(
+            "1a. Hand-off `submit(record)` alone, per record (batches of 100, runtime running)",
+            f"{fmt(median(submit), 2)} µs",
+            quartiles(submit),
+            "a few µs (≤ 5 µs), inside the ≤ 15 µs per call overhead bar",
+            verdict(median(submit) <= 5) if submit else "failed",
+        ),
+        Row(
+            "1b. Hand-off of a lone record to a sleeping runtime (pays the loop wake-up)",
+            f"{fmt(median(idle), 2)} µs",
+            f"{quartiles(idle).replace('batches', 'records')}; p99 {fmt(_p99(idle), 1)} µs",
+            "a few µs (≤ 5 µs)",
+            verdict(median(idle) <= 5) if idle else "failed",
+        ),
+    ]
+    for key, label in (
+        ("report", "1c. `report_tool_call(...)`, per call, no session"),
+        ("report_session", "1d. `report_tool_call(...)`, per call, inside a 3-field `session()`"),
+    ):
+        values = pooled(hand, key)
+        rows.append(
+            Row(
+                label,
+                f"{fmt(median(values), 2)} µs",
+                quartiles(values),
+                "≤ 15 µs added per call",
+                verdict(median(values) <= 15) if values else "failed",
+            )
+        )
+
+    # The same call while the runtime thread is busy delivering: from the stall figure's
+    # production phase (n records in bursts of 200), beside its control (no runtime).
+    busy = [r["produce_seconds"] / r["n"] * 1e6 for r in res["stall"]]
+    calm = [r["produce_seconds"] / r["n"] * 1e6 for r in res["stall_control"]]
+    rows.append(
+        Row(
+            "1e. `report_tool_call(...)` in a session while the runtime is delivering "
+            "(3a's production phase / N; control without a runtime)",
+            f"{fmt(median(busy), 1)} µs (control {fmt(median(calm), 1)} µs)",
+            minmax(busy, 1),
+            "≤ 15 µs added per call",
+            verdict(median(busy) <= 15) if busy else "failed",
+        )
+    )
+
+    thr, raw = res["throughput"], res["raw_httpx"]
+    rate, cpu = per_rep(thr, "rate"), per_rep(thr, "cpu_us")
+    raw_rate, raw_cpu = per_rep(raw, "rate"), per_rep(raw, "cpu_us")
+    lost = [r["n"] - r["delivered"] for r in thr]
+    rows += [
+        Row(
+            f"2a. Delivery to the fake API, {n.get('throughput', 0):,} records, "
+            f"concurrency {CONCURRENCY} (first submit → flush done)",
+            f"{fmt(median(rate), 0)} records/s",
+            minmax(rate, 0),
+            "≥ 1,000 records/s",
+            verdict(median(rate) >= 1000 and not any(lost)) if rate else "failed",
+        ),
+        Row(
+            "2b. Process CPU per delivered record (all threads)",
+            f"{fmt(median(cpu), 0)} µs",
+            minmax(cpu, 0),
+            "reported beside raw httpx's (2d)",
+            f"{fmt(median(cpu) / median(raw_cpu), 2)}x raw httpx" if cpu and raw_cpu else "n/a",
+        ),
+        Row(
+            f"2c. Raw `httpx.AsyncClient`, same bodies, concurrency {CONCURRENCY}",
+            f"{fmt(median(raw_rate), 0)} requests/s",
+            minmax(raw_rate, 0),
+            "(reference)",
+            "(reference)",
+        ),
+        Row(
+            "2d. Raw httpx: process CPU per request",
+            f"{fmt(median(raw_cpu), 0)} µs",
+            minmax(raw_cpu, 0),
+            "(reference)",
+            "(reference)",
+        ),
+    ]
+
+    stall, control = res["stall"], res["stall_control"]
+    smax, sp99 = per_rep(stall, "max_ms"), per_rep(stall, "p99_ms")
+    cmax, cp99 = per_rep(control, "max_ms"), per_rep(control, "p99_ms")
+    no_bar = "never blocks the caller's loop (no number given)"
+    rows += [
+        Row(
+            f"3a. Worst lateness of a 1 ms ticker on the caller's loop, "
+            f"{n.get('stall', 0):,} records in bursts of 200, until delivered",
+            f"{fmt(median(smax), 1)} ms",
+            minmax(smax, 1),
+            no_bar,
+            verdict(None),
+        ),
+        Row(
+            "3b. Same, p99 lateness",
+            f"{fmt(median(sp99), 2)} ms",
+            minmax(sp99, 2),
+            no_bar,
+            verdict(None),
+        ),
+        Row(
+            "3c. Control: same producer, delivery replaced by a no-op (max / p99)",
+            f"{fmt(median(cmax), 1)} / {fmt(median(cp99), 2)} ms",
+            minmax(cmax, 1),
+            "(reference)",
+            "(reference)",
+        ),
+    ]
+
+    mem, tight, base = res["memory"], res["memory_tight"], res["memory_idle"]
+    peak, base_rss = per_rep(mem, "peak_rss_mb"), per_rep(base, "peak_rss_mb")
+    spooled, dropped = per_rep(mem, "spooled"), per_rep(mem, "dropped")
+    t_drop, t_peak = per_rep(tight, "dropped"), per_rep(tight, "peak_rss_mb")
+    n_mem = n.get("memory", 0) or 0
+    rows += [
+        Row(
+            f"4a. Peak RSS, API down, {n_mem:,} records (batches of 1,000, GIL yield "
+            "between batches), then `shutdown_sync(30)`",
+            f"{fmt(median(peak), 1)} MB",
+            minmax(peak, 1),
+            "memory bounded while the API is down",
+            (
+                f"+{fmt(median(peak) - median(base_rss), 1)} MB over idle "
+                f"({fmt((median(peak) - median(base_rss)) * 2**20 / n_mem, 0)} B/record)"
+            )
+            if peak and base_rss and n_mem
+            else "n/a",
+        ),
+        Row(
+            "4b. Idle baseline: import, start the runtime with one record",
+            f"{fmt(median(base_rss), 1)} MB",
+            minmax(base_rss, 1),
+            "(reference)",
+            "(reference)",
+        ),
+        Row(
+            "4c. Spooled / dropped (4a)",
+            f"{fmt(median(spooled), 0)} / {fmt(median(dropped), 0)}",
+            f"dropped {minmax(dropped, 0)}; runs with drops: {_lossy(dropped)}",
+            f"{n_mem:,} spooled, 0 dropped (0 lost; overflow goes to the spool)",
+            verdict(all(s == n_mem for s in spooled) and not any(dropped)) if spooled else "failed",
+        ),
+        Row(
+            "4d. Same as 4a, but one tight producer loop (no yield at all): dropped / peak RSS",
+            f"{fmt(median(t_drop), 0)} dropped / {fmt(median(t_peak), 1)} MB",
+            f"dropped {minmax(t_drop, 0)}; runs with drops: {_lossy(t_drop)}",
+            "0 dropped",
+            verdict(not any(t_drop)) if t_drop else "failed",
+        ),
+    ]
+
+    shut, default = res["shutdown"], res["shutdown_default"]
+    secs, delivered = per_rep(shut, "seconds"), per_rep(shut, "delivered")
+    d_secs = per_rep(default, "seconds")
+    d_deliv, d_spool = per_rep(default, "delivered"), per_rep(default, "spooled")
+    d_drop = per_rep(default, "dropped")
+    n_shut = n.get("shutdown", 0) or 0
+    rows += [
+        Row(
+            f"5a. `shutdown_sync(timeout=60)` right after producing {n_shut:,} records",
+            f"{fmt(median(secs), 2)} s, {fmt(median(delivered), 0)} delivered",
+            minmax(secs, 2, " s"),
+            f"0 lost; ≤ {n_shut / 1000:g} s (the 1,000 records/s bar)",
+            verdict(all(d == n_shut for d in delivered) and median(secs) <= n_shut / 1000)
+            if secs
+            else "failed",
+        ),
+        Row(
+            "5b. Same with the default timeout (5 s): delivered / spooled",
+            f"{fmt(median(d_deliv), 0)} / {fmt(median(d_spool), 0)} in {fmt(median(d_secs), 2)} s",
+            minmax(d_secs, 2, " s"),
+            "0 lost (the rest waits in the spool)",
+            verdict(
+                all(a + b == n_shut for a, b in zip(d_deliv, d_spool, strict=True))
+                and not any(d_drop)
+            )
+            if d_secs
+            else "failed",
+        ),
+    ]
+
+    imp = res["import"]
+    imp_ms, ses_ms = per_rep(imp, "import_ms"), per_rep(imp, "session_ms")
+    sdks = sorted({m for r in imp for m in r.get("provider_sdks", [])})
+    rows += [
+        Row(
+            "6a. `import revenium` (fresh interpreter)",
+            f"{fmt(median(imp_ms), 2)} ms",
+            minmax(imp_ms, 2, " ms"),
+            "≤ 50 ms and no provider SDK imported",
+            verdict(median(imp_ms) <= 50 and not sdks) if imp_ms else "failed",
+        ),
+        Row(
+            "6b. First `with revenium.session(...)` (loads the scope machinery)",
+            f"{fmt(median(ses_ms), 1)} ms",
+            minmax(ses_ms, 1, " ms"),
+            "no bar (paid once, at first use)",
+            verdict(None),
+        ),
+    ]
+    return rows
+
+
+def _lossy(dropped: list[float]) -> str:
+    return f"{sum(1 for d in dropped if d)} of {len(dropped)}"
+
+
+def _p99(values: list[float]) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+# --------------------------------------------------------------------- the document
+
+HEADER = """\
+# Benchmarks
+
+Generated by `benchmarks/run.py`; every run rewrites this page, so do not edit it by hand.
+What each figure means: `benchmarks/README.md`. Targets are the quality bars of the product
+decisions; "(reported)" marks a figure that has no numeric bar. Each figure is the median of
+its repetitions (every repetition is a fresh process, interleaved with the other figures),
+with its spread.
+"""
+
+METHOD = """\
+## How it is measured
+
+- **1** The records of 1a are built before the clock starts; `perf_counter` brackets 100
+  `submit` calls, and `flush_sync` empties the buffer between batches, so each batch starts
+  from the same idle runtime (its first record pays the wake-up). 1b times one `submit` to a
+  runtime whose thread is asleep in its selector. 1c-1d time the public call: record
+  construction, metadata merge and hand-off. Destination: the local ledger (the hand-off does
+  not depend on it). 1e is the same call timed while the runtime thread is busy: the
+  production phase of figure 3 divided by its record count.
+- **2** One process submits pre-built records and waits in `flush_sync`. `time.process_time`
+  counts every thread, so CPU per record is the sender's whole cost (encoding, HTTP,
+  bookkeeping). The raw client POSTs the runtime's own encoding of the same record, with the
+  same headers, from 8 tasks in `asyncio.run`. The fake API runs in its own process.
+- **3** A task ticks `await asyncio.sleep(0.001)` and records how late it wakes, while the same
+  loop calls `report_tool_call` in bursts of 200 per `await asyncio.sleep(0)` and then awaits
+  `revenium.flush()`; the ticker watches until delivery is complete. The control replaces the
+  delivery with a no-op (`revenium.sink.set_delivery`) and then watches the idle loop.
+- **4** The API URL is a port that was bound and closed (connection refused). 4a produces with
+  `report_tool_call` in batches of 1,000 with a `time.sleep(0)` between batches: it only
+  releases the GIL, as any I/O a real producer does between paid calls would, and does not
+  slow the producer down. 4d has no yield at all. Peak RSS is `getrusage().ru_maxrss` after
+  `shutdown_sync(timeout=30)`.
+- **5** `report_tool_call` N times on a warm runtime, then `shutdown_sync` at once.
+- **6** `python -c` with `perf_counter` around `import revenium`, then around the first
+  `with revenium.session(organization_name=...)`; 10 fresh interpreters.
+"""
+
+REPRODUCE = """\
+## How to reproduce
+
+```bash
+nox -s bench                       # installs .[dev] in a fresh venv, then runs the script
+python benchmarks/run.py           # where revenium is installed; about four minutes
+python benchmarks/run.py --quick   # smoke run: record counts / 10, prints the table only
+```
+
+Numbers move with the machine: compare runs made on the same one.
+"""
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def git_revision(package: Path) -> str:
+    """The commit measured, and whether the package had uncommitted changes (read-only)."""
+    if package != ROOT / "revenium":
+        return f"none: revenium imported from `{package}`, not from this checkout"
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "revenium"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head} (revenium/ had uncommitted changes)" if dirty else head
+
+
+def source_hashes(package: Path) -> dict[str, str]:
+    """sha1 of every file of the package, to notice code that changed during a run.
+
+    Other people may be editing the package while the benchmark runs; a figure measured
+    half on one version and half on another is worth knowing about.
+    """
+    return {
+        path.relative_to(package.parent).as_posix(): hashlib.sha1(
+            path.read_bytes(), usedforsecurity=False
+        ).hexdigest()
+        for path in sorted(package.rglob("*.py"))
+    }
+
+
+def locate_package(runner: Runner) -> Path:
+    """The ``revenium`` the figure processes import (``PYTHONPATH`` may point elsewhere)."""
+    found = runner.command(
+        "locate",
+        [
+            "-c",
+            "import json, revenium; print('RESULT ' + json.dumps({'dir': revenium.__path__[0]}))",
+        ],
+    )
+    if found is None:
+        raise SystemExit("cannot import revenium:\n" + "\n".join(runner.failures))
+    return Path(found["dir"]).resolve()
+
+
+def module_files(module: str) -> set[str]:
+    """Where a module's source may live: ``a/b.py`` or ``a/b/__init__.py``."""
+    stem = module.replace(".", "/")
+    return {f"{stem}.py", f"{stem}/__init__.py"}
+
+
+def source_report(
+    before: dict[str, str], after: dict[str, str], res: dict[str, list[Result]]
+) -> tuple[str, bool]:
+    """A line for the Machine table, and whether code the figures loaded changed mid-run.
+
+    Only the modules the figure processes loaded count: an edit to a provider adapter no
+    benchmark imports does not make the figures mix versions.
+    """
+    loaded = {
+        f
+        for reps in res.values()
+        for r in reps
+        for m in r.get("modules", [])
+        for f in module_files(m)
+    }
+    measured = sorted(f for f in before.keys() | after.keys() if f in loaded)
+    changed = [f for f in measured if before.get(f) != after.get(f)]
+    if changed:
+        return f"**{', '.join(changed)} changed during the run: figures mix versions**", True
+    digest = hashlib.sha1(usedforsecurity=False)
+    for f in measured:
+        digest.update(f"{f}:{before.get(f)}\n".encode())
+    return f"{digest.hexdigest()[:12]} ({len(measured)} modules, unchanged during the run)", False
+
+
+def render(
+    rows: list[Row],
+    res: dict[str, list[Result]],
+    *,
+    quick: bool,
+    rounds: int,
+    seconds: float,
+    load: tuple[float, float],
+    package: Path,
+    sources: str,
+    failures: list[str],
+) -> str:
+    """The whole of docs/benchmarks.md (or the stdout table of a --quick run)."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    machine = [
+        ("Date", now),
+        ("Platform", platform.platform()),
+        ("CPU", f"{cpu_model()}, {os.cpu_count()} logical cores"),
+        ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
+        (
+            "Packages",
+            ", ".join(f"{d} {version(d)}" for d in ("revenium", "httpx", "httpcore", "anyio")),
+        ),
+        ("Commit", git_revision(package)),
+        ("Sources (sha1 of the modules measured)", sources),
+        ("Run", f"{'--quick, ' if quick else ''}{rounds} interleaved rounds, {seconds:.0f} s"),
+        (
+            "Load average (1 min)",
+            f"{load[0]:.2f} before, {load[1]:.2f} after (other work on the machine adds noise)",
+        ),
+    ]
+    out = [
+        HEADER,
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in machine),
+        "",
+        "## Results",
+        "",
+        table_only(rows),
+        "",
+    ]
+    if failures:
+        out += ["## Failures", "", *(f"- `{f.splitlines()[0]}`" for f in failures), ""]
+    out += [METHOD, "## Per repetition", "", *details(res), "", REPRODUCE]
+    return "\n".join(out)
+
+
+DETAIL_KEYS: dict[str, tuple[str, ...]] = {
+    "throughput": ("rate", "cpu_us", "seconds", "delivered"),
+    "raw_httpx": ("rate", "cpu_us", "seconds", "delivered"),
+    "stall": ("max_ms", "p99_ms", "p50_ms", "produce_max_ms", "total_seconds", "delivered"),
+    "stall_control": ("max_ms", "p99_ms", "p50_ms", "produce_seconds"),
+    "memory": ("peak_rss_mb", "spooled", "dropped", "produce_seconds", "shutdown_seconds"),
+    "memory_tight": ("peak_rss_mb", "spooled", "dropped", "produce_seconds", "shutdown_seconds"),
+    "memory_idle": ("peak_rss_mb",),
+    "shutdown": ("seconds", "delivered", "spooled", "dropped", "completed"),
+    "shutdown_default": ("seconds", "delivered", "spooled", "dropped", "completed"),
+    "import": ("import_ms", "session_ms"),
+}
+
+
+def details(res: dict[str, list[Result]]) -> list[str]:
+    """A compact line per figure with every repetition's numbers, for judging the spread."""
+    lines = []
+    hand = res.get("handoff", [])
+    if hand:
+        meds = {
+            k: ", ".join(fmt(median(r[k]), 2) for r in hand)
+            for k in ("submit", "idle", "report", "report_session")
+        }
+        lines.append(
+            "- `handoff` (median µs per repetition): "
+            + "; ".join(f"{k} {v}" for k, v in meds.items())
+        )
+    for key, fields in DETAIL_KEYS.items():
+        reps = res.get(key, [])
+        if not reps:
+            continue
+        parts = []
+        for name in fields:
+            values = [r.get(name) for r in reps]
+            parts.append(f"{name} " + ", ".join(_short(v) for v in values))
+        lines.append(f"- `{key}`: " + "; ".join(parts))
+    return lines
+
+
+def _short(value: object) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return fmt(value, 2 if abs(value) < 100 else 0)
+    return str(value)
+
+
+def table_only(rows: list[Row]) -> str:
+    return "\n".join(
+        [
+            "| figure | median | spread | target | verdict |",
+            "|---|---|---|---|---|",
+            *(f"| {r.figure} | {r.value} | {r.spread} | {r.target} | {r.verdict} |" for r in rows),
+        ]
+    )
+
+
+# --------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="record counts / 10; smoke run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help=f"where to write the page (default: {DOC.relative_to(ROOT)}; --quick: nowhere)",
+    )
+    args = parser.parse_args(argv)
+    scale = 10 if args.quick else 1
+    output: Path | None = args.output or (None if args.quick else DOC)
+
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="revenium-bench-") as tmp:
+        scratch = Path(tmp)
+        runner = Runner(scratch)
+        package = locate_package(runner)
+        sources_before = source_hashes(package)
+        with fake_api(scratch) as api:
+            results = run_all(runner, plan(scale=scale, api=api), max(args.rounds, 1))
+    seconds = time.perf_counter() - started
+    rows = rows_for(results)
+    sources, changed = source_report(sources_before, source_hashes(package), results)
+    page = render(
+        rows,
+        results,
+        quick=args.quick,
+        rounds=max(args.rounds, 1),
+        seconds=seconds,
+        load=(load_before, os.getloadavg()[0]),
+        package=package,
+        sources=sources,
+        failures=runner.failures,
+    )
+    print(table_only(rows))
+    if changed:
+        print(f"WARNING: {sources.strip('*')}", file=sys.stderr)
+    print(f"\n{seconds:.0f} s in all", file=sys.stderr)
+    for failure in runner.failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    if output is not None:
+        output.write_text(page, encoding="utf-8")
+        print(f"wrote {output}", file=sys.stderr)
+    return 1 if runner.failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
