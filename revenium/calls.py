@@ -72,12 +72,10 @@ def _begin(
         client_hints=state.hints,
         model_aliases=config.model_aliases,
     )
-    if endpoint.prepare is not None:
-        prepared = dict(kwargs)
-        if endpoint.prepare(prepared, call):
-            kwargs.clear()
-            kwargs.update(prepared)
-            call = attrs.evolve(call, request=kwargs, injected_usage=True)
+    # ``kwargs`` is the wrapper's own dict (built by the call's ``**kwargs``): adjusting it
+    # never touches a mapping of the caller's.
+    if endpoint.prepare is not None and endpoint.prepare(kwargs, call):
+        call = attrs.evolve(call, request=kwargs, injected_usage=True)
     return call
 
 

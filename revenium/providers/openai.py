@@ -125,6 +125,8 @@ _MAX_COUNT: Final = 2**63 - 1  # the server stores 64-bit counts; larger is a br
 
 def _opt_int(value: object) -> int | None:
     """A token count: a non-negative whole number (``3.0`` included), else ``None``."""
+    if type(value) is int:  # the usual case, first
+        return value if 0 <= value <= _MAX_COUNT else (_MAX_COUNT if value > 0 else None)
     if isinstance(value, bool):
         return None
     if isinstance(value, float) and value.is_integer():
