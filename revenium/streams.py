@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Final, cast
 
 from revenium._diagnostics import report_internal_error, warn_once
-from revenium.providers.base import Accumulator, CallInfo
+from revenium.providers.base import Accumulator, CallInfo, StreamEnd
 from revenium.sink import submit
 
 __all__ = ["StreamMeter", "finalize_open_streams", "meter_async_stream", "meter_stream"]
@@ -84,9 +84,8 @@ class StreamMeter:
         try:
             now = time.perf_counter()
             ttft = None if self._first_content is None else call.elapsed_ms(self._first_content)
-            record = self._accumulator.record(
-                call, duration_ms=call.elapsed_ms(now), ttft_ms=ttft, error=error, ended=ended
-            )
+            end = StreamEnd(call.elapsed_ms(now), ttft, error, ended)
+            record = self._accumulator.record(call, end)
             if record is not None:
                 submit(record)
         except Exception as exc:  # noqa: BLE001 - contained; the caller's stream is unaffected

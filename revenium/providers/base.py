@@ -26,6 +26,7 @@ __all__ = [
     "CallInfo",
     "Endpoint",
     "Labels",
+    "StreamEnd",
     "estimate_tokens",
 ]
 
@@ -136,6 +137,21 @@ def completion_failure(call: CallInfo, error: BaseException) -> Record:
     )
 
 
+@attrs.frozen
+class StreamEnd:
+    """How a stream ended: its timings, the error that ended it, whether it was read through."""
+
+    duration_ms: float
+    ttft_ms: float | None
+    error: BaseException | None = None
+    ended: bool = False  # the caller read it to its end (an early exit is False)
+
+    @property
+    def failed(self) -> bool:
+        """An error (not a cancellation) ended the stream."""
+        return isinstance(self.error, Exception)
+
+
 class Accumulator(Protocol):
     """Reads a stream chunk by chunk (O(1) per chunk) and makes its record at the end."""
 
@@ -143,16 +159,8 @@ class Accumulator(Protocol):
         """Look at one chunk; return ``(is_first_content_candidate, hide_from_caller)``."""
         ...
 
-    def record(
-        self,
-        call: CallInfo,
-        *,
-        duration_ms: float,
-        ttft_ms: float | None,
-        error: BaseException | None,
-        ended: bool = False,
-    ) -> Record | None:
-        """The record at the stream's end: ``ended`` when the caller read it to its end."""
+    def record(self, call: CallInfo, end: StreamEnd) -> Record | None:
+        """The record at the stream's end, however it ended."""
         ...
 
 

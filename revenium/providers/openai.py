@@ -24,7 +24,15 @@ from urllib.parse import urlsplit
 import attrs
 
 from revenium.capture import PromptCapture, capture
-from revenium.providers.base import Adapter, CallInfo, Endpoint, Labels, estimate_tokens
+from revenium.providers.base import (
+    Accumulator,
+    Adapter,
+    CallInfo,
+    Endpoint,
+    Labels,
+    StreamEnd,
+    estimate_tokens,
+)
 from revenium.records import (
     AudioRecord,
     BillingUnit,
@@ -296,20 +304,12 @@ class _ChatAccumulator:
                     self._finish = finish
         return content, usage is not None and self._hide_usage and not choices
 
-    def record(
-        self,
-        call: CallInfo,
-        *,
-        duration_ms: float,
-        ttft_ms: float | None,
-        error: BaseException | None,
-        ended: bool = False,
-    ) -> Record:
+    def record(self, call: CallInfo, end: StreamEnd) -> Record:
         operation = _operation(call, tool=self._tool)
         common: dict[str, Any] = {
             "model": _model(call, self._model),
-            "duration_ms": duration_ms,
-            "time_to_first_token_ms": ttft_ms,
+            "duration_ms": end.duration_ms,
+            "time_to_first_token_ms": end.ttft_ms,
             "operation_type": operation,
             "transaction_id": self._id,
             "is_streamed": True,
@@ -318,7 +318,7 @@ class _ChatAccumulator:
         if self._usage is not None:
             return call.completion(stop_reason=_stop(self._finish), **common,
                                    **_chat_tokens(self._usage))  # fmt: skip
-        return _estimated(call, common, self._chars, self._finish, error, ended=ended)
+        return _estimated(call, common, self._chars, self._finish, end)
 
 
 def _operation(call: CallInfo, *, tool: bool) -> OperationType:
@@ -330,17 +330,16 @@ def _estimated(
     common: dict[str, Any],
     output_chars: int,
     finish: object,
-    error: BaseException | None,
-    *,
-    ended: bool,
+    end: StreamEnd,
 ) -> CompletionRecord:
     """No usage arrived (early exit, or an endpoint that sends none): estimate, and say so."""
-    if error is not None and isinstance(error, Exception):
+    error = end.error
+    if end.failed:
         stop = StopReason.ERROR
     elif finish:
         stop = _stop(finish)
     else:
-        stop = StopReason.END if ended else StopReason.CANCELLED
+        stop = StopReason.END if end.ended else StopReason.CANCELLED
     request = call.request
     legacy = call.operation is OperationType.GENERATE
     prompt = request.get("prompt") if legacy else request.get("messages", request.get("input"))
@@ -549,30 +548,22 @@ class _ResponsesAccumulator:
             return True, False
         return False, False
 
-    def record(
-        self,
-        call: CallInfo,
-        *,
-        duration_ms: float,
-        ttft_ms: float | None,
-        error: BaseException | None,
-        ended: bool = False,
-    ) -> Record | None:
+    def record(self, call: CallInfo, end: StreamEnd) -> Record | None:
         if self._final is not None:
-            return _response_record(call, self._final, streamed=True, ttft_ms=ttft_ms,
-                                    duration_ms=duration_ms)  # fmt: skip
+            return _response_record(call, self._final, streamed=True, ttft_ms=end.ttft_ms,
+                                    duration_ms=end.duration_ms)  # fmt: skip
         if self._resumed or call.request.get("background") is True:
             return None  # still running server-side: a retrieve that sees it finished meters it
         common: dict[str, Any] = {
             "model": _model(call, self._model),
-            "duration_ms": duration_ms,
-            "time_to_first_token_ms": ttft_ms,
+            "duration_ms": end.duration_ms,
+            "time_to_first_token_ms": end.ttft_ms,
             "operation_type": _operation(call, tool=self._tool),
             "transaction_id": self._id,
             "is_streamed": True,
             "prompts": _prompts(call, None),
         }
-        return _estimated(call, common, self._chars, None, error, ended=ended)
+        return _estimated(call, common, self._chars, None, end)
 
 
 # ----------------------------------------------------------------------------- embeddings, media
@@ -648,19 +639,11 @@ class _ImageStreamAccumulator:
             return True, False
         return False, False
 
-    def record(
-        self,
-        call: CallInfo,
-        *,
-        duration_ms: float,
-        ttft_ms: float | None,
-        error: BaseException | None,
-        ended: bool = False,
-    ) -> Record:
+    def record(self, call: CallInfo, end: StreamEnd) -> Record:
         n = call.request.get("n")
-        extra = call.error_fields(error) if isinstance(error, Exception) else {}
+        extra = call.error_fields(end.error) if end.error and end.failed else {}
         return ImageRecord(
-            **call.common(model=_image_model(call), duration_ms=duration_ms),
+            **call.common(model=_image_model(call), duration_ms=end.duration_ms),
             operation_type=OperationType.IMAGE,
             operation_subtype=self._subtype,
             requested_image_count=n if isinstance(n, int) and n > 0 else 1,
@@ -699,18 +682,10 @@ class _TranscriptStreamAccumulator:
             self._done = chunk
         return kind == "transcript.text.delta", False
 
-    def record(
-        self,
-        call: CallInfo,
-        *,
-        duration_ms: float,
-        ttft_ms: float | None,
-        error: BaseException | None,
-        ended: bool = False,
-    ) -> Record:
+    def record(self, call: CallInfo, end: StreamEnd) -> Record:
         record = _transcript_record(self._subtype)(call, self._done)
-        extra = call.error_fields(error) if isinstance(error, Exception) else {}
-        return attrs.evolve(record, request_duration_ms=duration_ms, **extra)
+        extra = call.error_fields(end.error) if end.error and end.failed else {}
+        return attrs.evolve(record, request_duration_ms=end.duration_ms, **extra)
 
 
 def _audio(call: CallInfo, subtype: str, **fields: Any) -> AudioRecord:
@@ -775,35 +750,48 @@ def _clone(client: Any) -> Any:
     return client.copy()
 
 
-def _media_endpoints() -> tuple[Endpoint, ...]:
-    images = tuple(
+def _media(
+    names: tuple[tuple[str, str], ...],
+    record: Callable[[str], Callable[[CallInfo, Any], Record | None]],
+    accumulator: Callable[..., Accumulator],
+    failure: Callable[[str], Callable[[CallInfo, BaseException], Record]],
+    operation: OperationType,
+) -> tuple[Endpoint, ...]:
+    """One endpoint per (path, subtype) of a media resource, streamed or not."""
+    return tuple(
         Endpoint(
-            f"images.{method}",
-            record=_image_record(subtype),
-            accumulator=functools.partial(_ImageStreamAccumulator, subtype=subtype),
+            path,
+            record=record(subtype),
+            accumulator=functools.partial(accumulator, subtype=subtype),
             is_stream=_streaming,
-            operation=OperationType.IMAGE,
-            failure=_image_failure(subtype),
+            operation=operation,
+            failure=failure(subtype),
         )
-        for method, subtype in (
-            ("generate", "generation"),
-            ("edit", "edit"),
-            ("create_variation", "variation"),
-        )
+        for path, subtype in names
     )
-    audio = tuple(
-        Endpoint(
-            f"audio.{resource}.create",
-            record=_transcript_record(subtype),
-            accumulator=functools.partial(_TranscriptStreamAccumulator, subtype=subtype),
-            is_stream=_streaming,
-            operation=OperationType.AUDIO,
-            failure=_audio_failure(subtype),
-        )
-        for resource, subtype in (
-            ("transcriptions", "transcription"),
-            ("translations", "translation"),
-        )
+
+
+def _media_endpoints() -> tuple[Endpoint, ...]:
+    images = _media(
+        (
+            ("images.generate", "generation"),
+            ("images.edit", "edit"),
+            ("images.create_variation", "variation"),
+        ),
+        _image_record,
+        _ImageStreamAccumulator,
+        _image_failure,
+        OperationType.IMAGE,
+    )
+    audio = _media(
+        (
+            ("audio.transcriptions.create", "transcription"),
+            ("audio.translations.create", "translation"),
+        ),
+        _transcript_record,
+        _TranscriptStreamAccumulator,
+        _audio_failure,
+        OperationType.AUDIO,
     )
     speech = Endpoint(
         "audio.speech.create",
