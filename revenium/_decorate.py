@@ -57,21 +57,39 @@ def decorate(
     return functools.wraps(fn)(wrapper)  # type: ignore[return-value]
 
 
+class _Observed:
+    """The lifetime of one invocation: started lazily, finished once on the way out.
+
+    A consumer closing a generator early (``GeneratorExit``) is a normal end: the work done
+    so far counts as a success.
+    """
+
+    __slots__ = ("_factory", "_life")
+
+    def __init__(self, factory: LifetimeFactory | None) -> None:
+        self._factory = factory
+        self._life: Lifetime | None = None
+
+    def start(self) -> None:
+        if self._life is None and self._factory is not None:
+            self._life = self._factory()
+
+    def __enter__(self) -> _Observed:
+        return self
+
+    def __exit__(self, _type: object, error: BaseException | None, _tb: object) -> None:
+        if self._life is not None:
+            self._life.finish(None if isinstance(error, GeneratorExit) else error)
+
+
 def _function_wrapper(
     fn: Callable[..., Any], enter: ScopeFactory, lifetime: LifetimeFactory | None
 ) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        life = lifetime() if lifetime else None
-        try:
+        with _Observed(lifetime) as observed:
+            observed.start()
             with enter():
-                result = fn(*args, **kwargs)
-        except BaseException as exc:
-            if life:
-                life.finish(exc)
-            raise
-        if life:
-            life.finish(None)
-        return result
+                return fn(*args, **kwargs)
 
     return wrapper
 
@@ -80,17 +98,10 @@ def _coroutine_wrapper(
     fn: Callable[..., Any], enter: ScopeFactory, lifetime: LifetimeFactory | None
 ) -> Callable[..., Any]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        life = lifetime() if lifetime else None
-        try:
+        with _Observed(lifetime) as observed:
+            observed.start()
             with enter():  # a coroutine runs in its task's context: set and reset stay inside
-                result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            if life:
-                life.finish(exc)
-            raise
-        if life:
-            life.finish(None)
-        return result
+                return await fn(*args, **kwargs)
 
     return wrapper
 
@@ -103,19 +114,16 @@ def _gen_wrapper(
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
         with enter():
             gen = fn(*args, **kwargs)
-        life: Lifetime | None = None
         sent: Any = None
         thrown: BaseException | None = None
-        try:
+        with _Observed(lifetime) as observed:  # started at the first step, not at creation
             while True:
-                if life is None and lifetime is not None:
-                    life = lifetime()
+                observed.start()
                 with enter():
                     try:
                         item = gen.send(sent) if thrown is None else gen.throw(thrown)
                     except StopIteration as stop:
-                        result = stop.value
-                        break
+                        return stop.value
                 try:
                     sent, thrown = (yield item), None
                 except GeneratorExit:
@@ -124,17 +132,6 @@ def _gen_wrapper(
                     raise
                 except BaseException as exc:  # noqa: BLE001 - thrown into the user's generator
                     sent, thrown = None, exc
-        except GeneratorExit:
-            if life:
-                life.finish(None)  # the consumer stopped early; the work done so far counts
-            raise
-        except BaseException as exc:
-            if life:
-                life.finish(exc)
-            raise
-        if life:
-            life.finish(None)
-        return result
 
     return wrapper
 
@@ -147,21 +144,17 @@ def _async_gen_wrapper(
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
         with enter():
             agen = fn(*args, **kwargs)
-        life: Lifetime | None = None
         sent: Any = None
         thrown: BaseException | None = None
-        try:
+        with _Observed(lifetime) as observed:
             while True:
-                if life is None and lifetime is not None:
-                    life = lifetime()
+                observed.start()
                 with enter():
                     try:
-                        if thrown is None:
-                            item = await agen.asend(sent)
-                        else:
-                            item = await agen.athrow(thrown)
+                        step = agen.asend(sent) if thrown is None else agen.athrow(thrown)
+                        item = await step
                     except StopAsyncIteration:
-                        break
+                        return
                 try:
                     sent, thrown = (yield item), None
                 except GeneratorExit:
@@ -170,15 +163,5 @@ def _async_gen_wrapper(
                     raise
                 except BaseException as exc:  # noqa: BLE001 - thrown into the user's generator
                     sent, thrown = None, exc
-        except GeneratorExit:
-            if life:
-                life.finish(None)
-            raise
-        except BaseException as exc:
-            if life:
-                life.finish(exc)
-            raise
-        if life:
-            life.finish(None)
 
     return wrapper
