@@ -91,6 +91,14 @@ class StreamMeter:
         except Exception as exc:  # noqa: BLE001 - contained; the caller's stream is unaffected
             report_internal_error(exc, "finishing a stream's record", reraise=False)
 
+    def __enter__(self) -> StreamMeter:
+        return self
+
+    def __exit__(self, _type: object, error: BaseException | None, _tb: object) -> None:
+        """Leaving the chunk iterator: closed early (``GeneratorExit``) or failed."""
+        if error is not None:
+            self.finish(None if isinstance(error, GeneratorExit) else error)
+
     def finalize_now(self) -> None:
         """For shutdown: the caller still holds the stream; record what arrived so far."""
         self.finish()
@@ -106,7 +114,7 @@ def finalize_open_streams() -> int:
 
 
 def _sync_chunks(inner: Iterator[Any], meter: StreamMeter) -> Iterator[Any]:
-    try:
+    with meter:
         while True:
             meter.pulling = True
             try:
@@ -118,16 +126,10 @@ def _sync_chunks(inner: Iterator[Any], meter: StreamMeter) -> Iterator[Any]:
                 meter.pulling = False
             if not meter.observe(chunk):
                 yield chunk
-    except GeneratorExit:
-        meter.finish()
-        raise
-    except BaseException as exc:
-        meter.finish(exc)
-        raise
 
 
 async def _async_chunks(inner: AsyncIterator[Any], meter: StreamMeter) -> AsyncIterator[Any]:
-    try:
+    with meter:
         while True:
             meter.pulling = True
             try:
@@ -139,12 +141,6 @@ async def _async_chunks(inner: AsyncIterator[Any], meter: StreamMeter) -> AsyncI
                 meter.pulling = False
             if not meter.observe(chunk):
                 yield chunk
-    except GeneratorExit:
-        meter.finish()
-        raise
-    except BaseException as exc:
-        meter.finish(exc)
-        raise
 
 
 # An SDK closes the response in a ``finally`` while a transport error propagates; that close
