@@ -18,12 +18,13 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, TypeGuard, cast
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import attrs
 
 from revenium.capture import PromptCapture, capture
+from revenium.providers import reading as read
 from revenium.providers.base import (
     Accumulator,
     Adapter,
@@ -124,49 +125,9 @@ def _hints(client: Any) -> Mapping[str, Any]:
 # ----------------------------------------------------------------------------- reading helpers
 
 
-def _is_list(value: object) -> TypeGuard[list[Any]]:
-    return isinstance(value, list)
-
-
-_MAX_COUNT: Final = 2**63 - 1  # the server stores 64-bit counts; larger is a broken response
-
-
-def _opt_int(value: object) -> int | None:
-    """A token count: a non-negative whole number (``3.0`` included), else ``None``."""
-    if type(value) is int:  # the usual case, first
-        return value if 0 <= value <= _MAX_COUNT else (_MAX_COUNT if value > 0 else None)
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and value >= 0:
-        return min(value, _MAX_COUNT)
-    return None
-
-
-def _int(value: object) -> int:
-    return _opt_int(value) or 0
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def _model(call: CallInfo, reported: object) -> str:
     """The served model the response names, else the deployment's mapping, else what was asked."""
-    return _str(reported) or call.requested_model()
-
-
-def _text_length(value: object) -> int:
-    """Characters of text in a prompt structure, for estimates (messages, parts, strings)."""
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, Mapping):
-        items = cast("Mapping[object, object]", value)
-        return sum(_text_length(v) for k, v in items.items() if k in {"content", "text", "input"})
-    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        return sum(_text_length(v) for v in cast("Sequence[object]", value))
-    return 0
+    return read.text(reported) or call.requested_model()
 
 
 def _split_system(messages: object) -> tuple[str | None, list[object]]:
@@ -194,7 +155,7 @@ def _prompts(call: CallInfo, output: str | None) -> PromptCapture | None:
     if "messages" in request:
         system, others = _split_system(request.get("messages"))
     else:  # Responses (``prompt`` there is a template reference) and legacy completions
-        system = _str(request.get("instructions"))
+        system = read.text(request.get("instructions"))
         legacy = call.operation is OperationType.GENERATE
         raw = request.get("prompt") if legacy else request.get("input")
         others = [{"role": "user", "content": raw}] if isinstance(raw, str) else list(raw or [])
@@ -225,11 +186,13 @@ def _chat_tokens(usage: object) -> dict[str, Any]:
     prompt_details = getattr(usage, "prompt_tokens_details", None)
     completion_details = getattr(usage, "completion_tokens_details", None)
     return {
-        "input_token_count": _int(prompt),
-        "output_token_count": _int(completion),
-        "total_token_count": _opt_int(total),
-        "cache_read_token_count": _opt_int(getattr(prompt_details, "cached_tokens", None)),
-        "reasoning_token_count": _opt_int(getattr(completion_details, "reasoning_tokens", None)),
+        "input_token_count": read.count(prompt),
+        "output_token_count": read.count(completion),
+        "total_token_count": read.opt_count(total),
+        "cache_read_token_count": read.opt_count(read.field(prompt_details, "cached_tokens")),
+        "reasoning_token_count": read.opt_count(
+            getattr(completion_details, "reasoning_tokens", None)
+        ),
     }
 
 
@@ -240,18 +203,18 @@ def _chat_record(call: CallInfo, response: Any) -> Record | None:
     if isinstance(response, str | bytes):
         return None  # not a completion at all (an unexpected raw body): nothing to read
     found = getattr(response, "choices", None)
-    choices: list[Any] = found if _is_list(found) else []
+    choices: list[Any] = found if read.is_list(found) else []
     first = choices[0] if choices else None
     message = getattr(first, "message", None)
     tool = any(_called_tools(getattr(c, "message", None)) for c in choices)
-    output = _str(getattr(message, "content", None) or getattr(first, "text", None))
+    output = read.text(getattr(message, "content", None) or getattr(first, "text", None))
     return call.completion(
         model=_model(call, getattr(response, "model", None)),
         duration_ms=call.elapsed_ms(),
         operation_type=_operation(call, tool=tool),
-        transaction_id=_str(getattr(response, "id", None)),
+        transaction_id=read.text(getattr(response, "id", None)),
         stop_reason=_stop(getattr(first, "finish_reason", None)),
-        system_fingerprint=_str(getattr(response, "system_fingerprint", None)),
+        system_fingerprint=read.text(getattr(response, "system_fingerprint", None)),
         prompts=_prompts(call, output),
         **_chat_tokens(getattr(response, "usage", None)),
     )
@@ -280,14 +243,14 @@ class _ChatAccumulator:
     def feed(self, chunk: Any) -> tuple[bool, bool]:
         content = False
         if self._id is None:
-            self._id = _str(getattr(chunk, "id", None))
+            self._id = read.text(getattr(chunk, "id", None))
         if self._model is None:
-            self._model = _str(getattr(chunk, "model", None))
+            self._model = read.text(getattr(chunk, "model", None))
         usage = getattr(chunk, "usage", None)
         if usage is not None:
             self._usage = usage
         choices = getattr(chunk, "choices", None)
-        if choices and _is_list(choices):
+        if choices and read.is_list(choices):
             for choice in choices:
                 delta = getattr(choice, "delta", None)
                 text = getattr(choice if delta is None else delta, "text" if delta is None
@@ -345,7 +308,7 @@ def _estimated(
     prompt = request.get("prompt") if legacy else request.get("messages", request.get("input"))
     return call.completion(
         stop_reason=stop,
-        input_token_count=estimate_tokens(_text_length(prompt)),
+        input_token_count=estimate_tokens(read.text_length(prompt)),
         output_token_count=estimate_tokens(output_chars),
         estimated=True,
         error_reason=None if error is None else f"{type(error).__name__}: {error}"[:255],
@@ -398,11 +361,11 @@ def _response_tokens(usage: object) -> dict[str, Any]:
     input_details = getattr(usage, "input_tokens_details", None)
     output_details = getattr(usage, "output_tokens_details", None)
     return {
-        "input_token_count": _int(getattr(usage, "input_tokens", None)),
-        "output_token_count": _int(getattr(usage, "output_tokens", None)),
-        "total_token_count": _opt_int(getattr(usage, "total_tokens", None)),
-        "cache_read_token_count": _opt_int(getattr(input_details, "cached_tokens", None)),
-        "reasoning_token_count": _opt_int(getattr(output_details, "reasoning_tokens", None)),
+        "input_token_count": read.count(getattr(usage, "input_tokens", None)),
+        "output_token_count": read.count(getattr(usage, "output_tokens", None)),
+        "total_token_count": read.opt_count(getattr(usage, "total_tokens", None)),
+        "cache_read_token_count": read.opt_count(getattr(input_details, "cached_tokens", None)),
+        "reasoning_token_count": read.opt_count(getattr(output_details, "reasoning_tokens", None)),
     }
 
 
@@ -455,7 +418,7 @@ def _background_fields(response: Any, host: str) -> dict[str, Any] | None:
     is derived from the response id, so the server deduplicates repeats. ``None`` when this
     process already metered it.
     """
-    response_id = _str(getattr(response, "id", None))
+    response_id = read.text(getattr(response, "id", None))
     if response_id is None:
         return {}  # nothing to derive an identity from: an ordinary, random key
     # Provider ids are unique per host only, so the host is part of the identity.
@@ -499,7 +462,7 @@ def _response_record(
         duration_ms=call.elapsed_ms() if duration_ms is None else duration_ms,
         time_to_first_token_ms=ttft_ms,
         operation_type=_operation(call, tool=tool),
-        transaction_id=_str(getattr(response, "id", None)),
+        transaction_id=read.text(getattr(response, "id", None)),
         stop_reason=_response_stop(response),
         is_streamed=streamed,
         prompts=_prompts(call, output),
@@ -541,8 +504,8 @@ class _ResponsesAccumulator:
         if kind in {"response.completed", "response.incomplete", "response.failed"}:
             self._final = event.response
         elif kind == "response.created":
-            self._id = _str(getattr(event.response, "id", None))
-            self._model = _str(getattr(event.response, "model", None))
+            self._id = read.text(getattr(event.response, "id", None))
+            self._model = read.text(getattr(event.response, "model", None))
         elif kind.startswith("response.function_call_arguments"):
             self._tool = True
             return True, False
@@ -571,20 +534,20 @@ class _ResponsesAccumulator:
 
 def _embedding_record(call: CallInfo, response: Any) -> Record:
     usage = getattr(response, "usage", None)
-    prompt = _int(getattr(usage, "prompt_tokens", None))
+    prompt = read.count(getattr(usage, "prompt_tokens", None))
     return call.completion(
         model=_model(call, getattr(response, "model", None)),
         duration_ms=call.elapsed_ms(),
         input_token_count=prompt,
         output_token_count=0,
-        total_token_count=_opt_int(getattr(usage, "total_tokens", None)) or prompt,
+        total_token_count=read.opt_count(getattr(usage, "total_tokens", None)) or prompt,
     )
 
 
 def _image_record(subtype: str) -> Callable[[CallInfo, Any], Record | None]:
     def record(call: CallInfo, response: Any) -> Record | None:
         found = getattr(response, "data", None)
-        if not _is_list(found):
+        if not read.is_list(found):
             return None
         data: list[Any] = found
         request = call.request
@@ -595,10 +558,12 @@ def _image_record(subtype: str) -> Callable[[CallInfo, Any], Record | None]:
             operation_subtype=subtype,
             requested_image_count=n if isinstance(n, int) and n > 0 else 1,
             actual_image_count=len(data),
-            resolution=_str(getattr(response, "size", None)) or _str(request.get("size")),
-            quality=_str(getattr(response, "quality", None)) or _str(request.get("quality")),
-            style=_str(request.get("style")),
-            format=_str(request.get("output_format")) or _str(request.get("response_format")),
+            resolution=read.text(getattr(response, "size", None)) or read.text(request.get("size")),
+            quality=read.text(getattr(response, "quality", None))
+            or read.text(request.get("quality")),
+            style=read.text(request.get("style")),
+            format=read.text(request.get("output_format"))
+            or read.text(request.get("response_format")),
             revised_prompt_provided=any(getattr(d, "revised_prompt", None) for d in data),
             source_image_provided=subtype != "generation",
             billing_unit=BillingUnit.PER_IMAGE,
@@ -657,7 +622,7 @@ class _ImageStreamAccumulator:
 def _image_model(call: CallInfo) -> str:
     """What was asked, through the aliases; OpenAI's default image model when nothing was."""
     asked = call.request.get("model") or call.client_hints.get("azure_deployment")
-    return call.requested_model() if _str(asked) else "dall-e-2"
+    return call.requested_model() if read.text(asked) else "dall-e-2"
 
 
 def _audio_failure(subtype: str) -> Callable[[CallInfo, BaseException], Record]:
@@ -705,39 +670,32 @@ def _speech_record(call: CallInfo, _response: object) -> Record:
         call,
         "speech",
         character_count=len(text) if isinstance(text, str) else None,
-        voice=_str(call.request.get("voice")),
-        response_format=_str(call.request.get("response_format")) or "mp3",
+        voice=read.text(call.request.get("voice")),
+        response_format=read.text(call.request.get("response_format")) or "mp3",
         speed=float(speed) if isinstance(speed, int | float) else None,
         billing_unit=BillingUnit.PER_CHARACTER,
     )
 
 
-def _field(value: object, name: str) -> object:
-    """An attribute, or a key of a plain dict (a pydantic extra the SDK does not declare)."""
-    if isinstance(value, Mapping):
-        return cast("Mapping[str, object]", value).get(name)
-    return getattr(value, name, None)
-
-
 def _transcript_record(subtype: str) -> Callable[[CallInfo, Any], AudioRecord]:
     def record(call: CallInfo, response: Any) -> AudioRecord:
-        usage = _field(response, "usage")
-        fields: dict[str, Any] = {"response_format": _str(call.request.get("response_format"))}
-        if _field(usage, "type") == "tokens":
-            details = _field(usage, "input_token_details")
+        usage = read.field(response, "usage")
+        fields: dict[str, Any] = {"response_format": read.text(call.request.get("response_format"))}
+        if read.field(usage, "type") == "tokens":
+            details = read.field(usage, "input_token_details")
             fields.update(
-                input_token_count=_int(_field(usage, "input_tokens")),
-                output_token_count=_int(_field(usage, "output_tokens")),
-                input_audio_token_count=_opt_int(_field(details, "audio_tokens")),
+                input_token_count=read.count(read.field(usage, "input_tokens")),
+                output_token_count=read.count(read.field(usage, "output_tokens")),
+                input_audio_token_count=read.opt_count(read.field(details, "audio_tokens")),
                 billing_unit=BillingUnit.PER_TOKEN,
             )
         else:
-            seconds = _field(usage, "seconds") or _field(response, "duration")
+            seconds = read.field(usage, "seconds") or read.field(response, "duration")
             if isinstance(seconds, int | float):
                 fields["duration_seconds"] = float(seconds)
             fields["billing_unit"] = BillingUnit.PER_MINUTE
-        language = _field(response, "language") or call.request.get("language")
-        fields["language"] = _str(language)
+        language = read.field(response, "language") or call.request.get("language")
+        fields["language"] = read.text(language)
         return _audio(call, subtype, **fields)
 
     return record
