@@ -13,6 +13,7 @@ outside that scratch directory.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import json
 import resource
@@ -462,6 +463,444 @@ def import_time(params: Params) -> Result:
     return {"import_ms": imported * 1e3, "session_ms": first_session * 1e3, "loaded": providers}
 
 
+# --------------------------------------------------------------------- 7-9. OpenAI calls
+
+CHAT_MODEL = "gpt-4o-mini"
+CHAT_MESSAGES = [{"role": "user", "content": "What is the capital of France? Answer briefly."}]
+OPENAI_URL = "https://api.openai.com/v1"  # labelled OPENAI: the adapter's usual path
+STREAM_OPTIONS = {"include_usage": True}  # asked by the caller, so both sides send the same
+
+
+def _chat_body() -> bytes:
+    """A realistic ``chat.completion`` body, built once: the stand-in server's own answer."""
+    from revenium.providers._openai_standin import Backend  # noqa: PLC0415
+
+    request = json.dumps({"model": CHAT_MODEL, "messages": CHAT_MESSAGES}).encode()
+    return Backend().handle("POST", "/v1/chat/completions", {}, request).body
+
+
+def _stream_frames(chunks: int) -> list[bytes]:
+    """SSE frames of a chat stream asked with ``include_usage``, one frame per event.
+
+    ``chunks`` content chunks (the first one also carries the role), the finish chunk, the
+    usage chunk (``choices == []``), then ``[DONE]``: what OpenAI sends.
+    """
+    base = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": "gpt-4o-mini-2024-07-18",
+        "system_fingerprint": "fp_bench",
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {**base, "choices": [choice], "usage": None}
+
+    usage = {"prompt_tokens": 12, "completion_tokens": chunks, "total_tokens": chunks + 12}
+    events = [
+        chunk({"role": "assistant", "content": "w0 "}),
+        *(chunk({"content": f"w{i} "}) for i in range(1, chunks)),
+        chunk({}, "stop"),
+        {**base, "choices": [], "usage": usage},
+    ]
+    frames = [f"data: {json.dumps(e, separators=(',', ':'))}\n\n".encode() for e in events]
+    return [*frames, b"data: [DONE]\n\n"]
+
+
+def _mock_http_client(params: Params, *, is_async: bool) -> Any:
+    """An ``httpx2`` client whose transport answers in-process with pre-built bytes.
+
+    The handler does no work per request beyond building the response object, so its cost
+    is the same for every call, wrapped or not.
+    """
+    import httpx2  # noqa: PLC0415
+
+    if params["kind"] == "stream":
+        frames = _stream_frames(params["chunks"])
+
+        class Frames(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+            def __iter__(self) -> Any:
+                return iter(frames)
+
+            async def __aiter__(self) -> Any:
+                for frame in frames:
+                    yield frame
+
+        stream_headers = {"content-type": "text/event-stream", "x-request-id": "req_bench"}
+
+        def handler(_request: Any) -> Any:
+            return httpx2.Response(200, headers=stream_headers, stream=Frames())
+
+    else:
+        body = _chat_body()
+        headers = {"content-type": "application/json", "x-request-id": "req_bench"}
+
+        def handler(_request: Any) -> Any:
+            return httpx2.Response(200, headers=headers, content=body)
+
+    transport = httpx2.MockTransport(handler)
+    if is_async:
+        return httpx2.AsyncClient(transport=transport)
+    return httpx2.Client(transport=transport)
+
+
+class _Delivery:
+    """Where the wrapped calls' records go, and the untimed step between two timed blocks.
+
+    ``ledger``: the runtime runs and writes every record to a local ledger, as a user without
+    a metering key has it; ``flush`` between blocks, so every block starts with an idle
+    runtime and only what the runtime thread takes *during* a block counts against it (the
+    rest is reported apart as ``drain_us``). ``capture``: ``revenium.testing.capture`` keeps
+    the records from delivery, so no runtime runs at all: the caller's side alone.
+    """
+
+    def __init__(self, params: Params) -> None:
+        import revenium  # noqa: PLC0415
+
+        scratch = Path(params["scratch"])
+        revenium.configure(
+            api_key=None, ledger_path=scratch / "ledger.sqlite3", spool_dir=scratch / "spool"
+        )
+        self.mode: str = params.get("delivery", "ledger")
+        self.captured_total = 0
+        self._capture: Any = None
+        self._captured: Any = None
+        if self.mode == "capture":
+            self._capture = revenium.testing.capture(strict_mode=False)
+            self._captured = self._capture.__enter__()
+
+    def settle(self, loop: asyncio.AbstractEventLoop | None) -> float:
+        """Untimed, after every block: drain the runtime (or forget the captured records)."""
+        import revenium  # noqa: PLC0415
+
+        t0 = time.perf_counter()
+        if self._captured is not None:
+            self.captured_total += len(self._captured.records)
+            self._captured.clear()
+        elif loop is not None:
+            loop.run_until_complete(revenium.flush(timeout=30))
+        else:
+            revenium.flush_sync(timeout=30)
+        return time.perf_counter() - t0
+
+    def close(self) -> Result:
+        import revenium  # noqa: PLC0415
+
+        if self._capture is not None:
+            self._capture.__exit__(None, None, None)
+            return {"records": self.captured_total, "stats": _statistics()}
+        stats = _statistics()
+        revenium.shutdown_sync(timeout=30)
+        return {"records": stats["ledger_written"], "stats": stats}
+
+
+class _OpenAIBench:
+    """One unwrapped client and ``revenium.wrap`` of that same client, and a block runner.
+
+    Wrapped and unwrapped share the client's HTTP pool and transport (``wrap`` clones the
+    client onto the same pool), so the only difference between their calls is the metering.
+    ``kind``: ``call`` (non-streamed chat) or ``stream`` (a chat stream iterated to its end).
+    """
+
+    def __init__(self, params: Params) -> None:
+        import openai  # noqa: PLC0415
+
+        import revenium  # noqa: PLC0415
+
+        self.params = params
+        self.is_async: bool = params["is_async"]
+        self.loop = asyncio.new_event_loop() if self.is_async else None
+        self.delivery = _Delivery(params)
+        if params.get("openai_url"):  # a real HTTP server on loopback
+            base_url, http_client = params["openai_url"], None
+        else:
+            base_url, http_client = OPENAI_URL, _mock_http_client(params, is_async=self.is_async)
+        options: dict[str, Any] = {"api_key": "sk-bench", "base_url": base_url, "max_retries": 0}
+        if http_client is not None:
+            options["http_client"] = http_client
+        cls = openai.AsyncOpenAI if self.is_async else openai.OpenAI
+        self.plain = cls(**options)
+        self.wrapped = revenium.wrap(self.plain)
+        if params["kind"] == "stream":
+            self.per_block = params["streams"]
+            self.units = params["streams"] * params["chunks"]  # time is reported per chunk
+        else:
+            self.per_block = params["calls"]
+            self.units = params["calls"]
+        self.blocks = {"plain": 0, "wrapped": 0}
+
+    def block(self, which: str) -> float:
+        """One timed block on ``which`` client; seconds per unit (call or chunk)."""
+        client = self.wrapped if which == "wrapped" else self.plain
+        self.blocks[which] += 1
+        if self.loop is not None:
+            seconds = self.loop.run_until_complete(self._block_async(client.chat.completions))
+        else:
+            seconds = self._block_sync(client.chat.completions)
+        return seconds / self.units
+
+    def _block_sync(self, completions: Any) -> float:
+        n, perf = self.per_block, time.perf_counter
+        if self.params["kind"] == "stream":
+            expected, seen = self.params["chunks"] + 2, 0
+            t0 = perf()
+            for _ in range(n):
+                stream = completions.create(
+                    model=CHAT_MODEL, messages=CHAT_MESSAGES, stream=True,
+                    stream_options=STREAM_OPTIONS,
+                )  # fmt: skip
+                for chunk in stream:  # read as a caller does: the text of each chunk
+                    seen += 1
+                    if chunk.choices:
+                        _text = chunk.choices[0].delta.content
+            elapsed = perf() - t0
+            if seen != expected * n:
+                raise RuntimeError(f"{seen} chunks seen, {expected * n} sent")
+            return elapsed
+        t0 = perf()
+        for _ in range(n):
+            response = completions.create(model=CHAT_MODEL, messages=CHAT_MESSAGES)
+            _text = response.choices[0].message.content
+        return perf() - t0
+
+    async def _block_async(self, completions: Any) -> float:
+        n, perf = self.per_block, time.perf_counter
+        if self.params["kind"] == "stream":
+            expected, seen = self.params["chunks"] + 2, 0
+            t0 = perf()
+            for _ in range(n):
+                stream = await completions.create(
+                    model=CHAT_MODEL, messages=CHAT_MESSAGES, stream=True,
+                    stream_options=STREAM_OPTIONS,
+                )  # fmt: skip
+                async for chunk in stream:
+                    seen += 1
+                    if chunk.choices:
+                        _text = chunk.choices[0].delta.content
+            elapsed = perf() - t0
+            if seen != expected * n:
+                raise RuntimeError(f"{seen} chunks seen, {expected * n} sent")
+            return elapsed
+        t0 = perf()
+        for _ in range(n):
+            response = await completions.create(model=CHAT_MODEL, messages=CHAT_MESSAGES)
+            _text = response.choices[0].message.content
+        return perf() - t0
+
+    def settle(self) -> float:
+        """Between blocks, untimed: deliver, then collect garbage, so that every block starts
+        from the same state (a collection left pending by one block would land in the next)."""
+        seconds = self.delivery.settle(self.loop) / self.units
+        gc.collect()
+        return seconds
+
+    def close(self) -> Result:
+        result = self.delivery.close()
+        if self.loop is not None:
+            self.loop.run_until_complete(self.plain.close())
+            self.loop.close()
+        else:
+            self.plain.close()
+        calls = self.blocks["wrapped"] * self.per_block
+        return {**result, "wrapped_calls": calls, "units_per_block": self.units}
+
+
+def openai_overhead(params: Params) -> Result:
+    """Wrapped against unwrapped, in alternating timed blocks; per unit and per block pair.
+
+    After ``warmup`` pairs (which load every module, start the runtime, warm the caches),
+    ``pairs`` pairs of blocks run in ABBA order (plain-wrapped, then wrapped-plain, ...), so
+    a drift of the machine's speed hits both sides alike. Each pair gives one difference and
+    one ratio; their medians are the figure, and the spread is their IQR.
+    """
+    bench = _OpenAIBench(params)
+    for _ in range(params["warmup"]):
+        for which in ("plain", "wrapped"):
+            bench.block(which)
+            bench.settle()
+    plain: list[float] = []
+    wrapped: list[float] = []
+    drain: list[float] = []
+    for i in range(params["pairs"]):
+        for which in ("plain", "wrapped") if i % 2 == 0 else ("wrapped", "plain"):
+            seconds = bench.block(which)
+            settled = bench.settle()
+            if which == "wrapped":
+                wrapped.append(seconds * 1e6)
+                drain.append(settled * 1e6)
+            else:
+                plain.append(seconds * 1e6)
+    result = bench.close()
+    return {
+        "plain_us": plain,
+        "wrapped_us": wrapped,
+        "added_us": [w - p for w, p in zip(wrapped, plain, strict=True)],
+        "ratio": [w / p for w, p in zip(wrapped, plain, strict=True)],
+        "drain_us": drain,
+        **result,
+    }
+
+
+def _profile_rows(stats: dict[Any, Any], units: int, *, ours: bool) -> list[dict[str, Any]]:
+    """pstats entries, per unit: revenium's own (``ours``) or everything else's."""
+    import revenium  # noqa: PLC0415
+
+    package = Path(revenium.__path__[0]).resolve()
+    rows = []
+    for (path, line, name), (_cc, ncalls, tottime, cumtime, _callers) in stats.items():
+        generated = path.startswith("<attrs generated") and " revenium." in path
+        try:
+            inside = Path(path).resolve().is_relative_to(package)
+        except (OSError, ValueError):
+            inside = False
+        if (inside or generated) != ours:
+            continue
+        if inside:
+            where = f"revenium/{Path(path).resolve().relative_to(package).as_posix()}:{line}"
+        else:
+            where = path if path.startswith("<") or path == "~" else f"{Path(path).name}:{line}"
+        rows.append(
+            {
+                "function": name,
+                "where": where,
+                "calls": ncalls / units,
+                "tottime_us": tottime / units * 1e6,
+                "cumtime_us": cumtime / units * 1e6,
+            }
+        )
+    return rows
+
+
+class _ThreadProfiles:
+    """cProfile in every thread the threading module starts from now on (the runtime's).
+
+    ``threading.setprofile`` hands a function to each new thread; its first call swaps in a
+    ``cProfile.Profile`` of that thread, which then runs until the thread ends.
+    """
+
+    def __init__(self) -> None:
+        import cProfile  # noqa: PLC0415
+        import threading  # noqa: PLC0415
+
+        self.profiles: list[tuple[str, Any]] = []
+
+        def start(_frame: Any, _event: str, _arg: Any) -> None:
+            profile = cProfile.Profile()
+            self.profiles.append((threading.current_thread().name, profile))
+            profile.enable()
+
+        threading.setprofile(start)
+
+    def stats(self) -> dict[Any, Any]:
+        import pstats  # noqa: PLC0415
+        import threading  # noqa: PLC0415
+
+        threading.setprofile(None)  # type: ignore[arg-type]
+        merged: Any = None
+        for _name, profile in self.profiles:
+            try:
+                one = pstats.Stats(profile)
+            except TypeError:  # a thread that never ran a profiled call
+                continue
+            merged = one if merged is None else merged.add(one)
+        return {} if merged is None else merged.stats  # type: ignore[no-any-return]
+
+
+def openai_profile(params: Params) -> Result:
+    """cProfile of one wrapped block and one unwrapped block, per unit (call or chunk).
+
+    The caller's thread: top revenium functions by own time (``tottime``), and the functions
+    outside revenium that the wrapped block called more often than the unwrapped one (what
+    the wrapper calls into), by added own time. With the ledger on and ``threads``, also the
+    runtime's threads over the whole process, per record written (start-up included).
+    """
+    import cProfile  # noqa: PLC0415
+    import pstats  # noqa: PLC0415
+
+    bench = _OpenAIBench(params)
+    for _ in range(params["warmup"]):
+        for which in ("plain", "wrapped"):
+            bench.block(which)
+            bench.settle()
+    threads = None
+    if params.get("threads") and params.get("delivery", "ledger") == "ledger":
+        import revenium  # noqa: PLC0415
+
+        # A fresh runtime for the measured blocks, started under the profiler: its start-up
+        # (thread, loop, ledger) is counted once, the imports of the first one are not.
+        revenium.shutdown_sync(timeout=30)
+        threads = _ThreadProfiles()
+    unprofiled = {}
+    for which in ("plain", "wrapped"):
+        unprofiled[which] = bench.block(which) * 1e6
+        bench.settle()
+    profiled: dict[str, Any] = {}
+    totals = {}
+    for which in ("plain", "wrapped"):
+        profile = cProfile.Profile()
+        profile.enable()
+        bench.block(which)
+        profile.disable()
+        bench.settle()
+        profiled[which] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+        totals[which] = sum(v[2] for v in profiled[which].values()) / bench.units * 1e6
+    units = bench.units
+    closed = bench.close()
+    top = params.get("top", 12)
+    result: Result = {
+        "unit": "chunk" if params["kind"] == "stream" else "call",
+        "unprofiled_us": unprofiled,
+        "profiled_us": totals,
+        **_top_functions(profiled["wrapped"], profiled["plain"], units, top),
+    }
+    if threads is not None:
+        stats, records = threads.stats(), max(closed["records"], 1)
+        # Time blocked in the selector or on a lock is the thread waiting, not working.
+        stats = {k: v for k, v in stats.items() if not _is_wait(k)}
+        result["threads"] = {
+            "names": sorted({name for name, _ in threads.profiles}),
+            "records": records,
+            "tottime_us": sum(v[2] for v in stats.values()) / records * 1e6,
+            **_top_functions(stats, {}, records, top),
+        }
+    return result
+
+
+_WAITS = ("poll", "acquire", "select", "sleep", "wait")
+
+
+def _is_wait(key: tuple[str, int, str]) -> bool:
+    """A builtin that blocks: a selector poll, a lock, a queue or condition wait, a sleep."""
+    path, _line, name = key
+    if path != "~":
+        return False
+    if name.startswith("<method 'get' of '_queue."):  # an idle worker thread's wait
+        return True
+    return any(f"'{word}'" in name or f".{word}>" in name for word in _WAITS)
+
+
+def _top_functions(wrapped: dict[Any, Any], plain: dict[Any, Any], units: int, top: int) -> Result:
+    ours = _profile_rows(wrapped, units, ours=True)
+    ours.sort(key=lambda r: -r["tottime_us"])
+    baseline = {(r["where"], r["function"]): r for r in _profile_rows(plain, units, ours=False)}
+    outside = []
+    for row in _profile_rows(wrapped, units, ours=False):
+        base = baseline.get((row["where"], row["function"]))
+        calls = row["calls"] - (base["calls"] if base else 0.0)
+        if calls <= 1e-9:
+            continue  # called as often without the wrapper: the SDK's own work
+        added = row["tottime_us"] - (base["tottime_us"] if base else 0.0)
+        outside.append({"function": row["function"], "where": row["where"], "calls": calls,
+                        "tottime_us": added})  # fmt: skip
+    outside.sort(key=lambda r: -r["tottime_us"])
+    return {
+        "revenium_tottime_us": sum(r["tottime_us"] for r in ours),
+        "revenium": ours[:top],
+        "outside": outside[: top // 2],
+    }
+
+
 FIGURES: dict[str, Callable[[Params], Result]] = {
     "handoff": handoff,
     "throughput": throughput,
@@ -471,6 +910,8 @@ FIGURES: dict[str, Callable[[Params], Result]] = {
     "memory_idle": memory_idle,
     "shutdown_flush": shutdown_flush,
     "import_time": import_time,
+    "openai_overhead": openai_overhead,
+    "openai_profile": openai_profile,
 }
 
 

@@ -8,12 +8,16 @@ Why it is built this way:
   patch of the machine (a noisy neighbour, a CPU frequency change) spreads over all figures
   instead of sinking one of them. The order rotates from round to round.
 - The metering API is ``benchmarks/fake_api.py`` in its own process, so the client and the
-  server do not share a GIL (the machine this was written for has two cores: one each).
+  server do not share a GIL (the machine this was written for has two cores: one each). The
+  stand-in OpenAI server of figure 8 runs in its own process for the same reason.
 - Every figure reports its median and its spread (min-max over repetitions, or the
   interquartile range of pooled samples), next to its bar from PRODUCT.md.
+- An OpenAI overhead figure (7a, 7c, 9a, 9b) that misses its bar is profiled once more, in a
+  process of its own, and the page says where the time goes.
 
-``--quick`` shrinks every record count by 10x for a smoke run (under a minute) and, unless
-``--output`` is given, prints the table without overwriting the published figures.
+``--quick`` shrinks every record count by 10x for a smoke run (under a minute): the OpenAI
+figures run fewer blocks, in one round, and only the first missed one is profiled. Unless
+``--output`` is given, it prints the table without overwriting the published figures.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ FAKE_API = HERE / "fake_api.py"
 DOC = ROOT / "docs" / "benchmarks.md"
 CHILD_TIMEOUT = 300.0
 IMPORT_RUNS = 10
+OPENAI_IMPORT_RUNS = 7
 CONCURRENCY = 8  # the runtime's default max_concurrency, and raw httpx's for the comparison
 
 Result = dict[str, Any]
@@ -53,21 +58,24 @@ Result = dict[str, Any]
 
 
 @contextmanager
-def fake_api(scratch: Path) -> Iterator[str]:
-    """Start the fake metering API in its own process; yield its base URL."""
-    port_file = scratch / "fake_api.port"
+def server_process(
+    args: list[str], out_file: Path, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Start a server in its own process; yield what it writes to ``out_file`` once ready."""
     proc = subprocess.Popen(
-        [sys.executable, str(FAKE_API), str(port_file)],
+        [sys.executable, *args, str(out_file)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=out_file.parent,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 15
-        while not (port_file.exists() and port_file.read_text().strip()):
+        while not (out_file.exists() and out_file.read_text().strip()):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the fake API did not start")
+                raise RuntimeError(f"the server {args[0]} did not start")
             time.sleep(0.02)
-        yield f"http://127.0.0.1:{port_file.read_text().strip()}"
+        yield out_file.read_text().strip()
     finally:
         proc.terminate()
         try:
@@ -75,6 +83,34 @@ def fake_api(scratch: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def fake_api(scratch: Path) -> Iterator[str]:
+    """Start the fake metering API in its own process; yield its base URL."""
+    with server_process([str(FAKE_API)], scratch / "fake_api.port") as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+# The stand-in OpenAI server of ``revenium demo`` and the tests, in a process of its own so
+# that its work does not compete with the measured client for one GIL. It writes its URL.
+STANDIN_SNIPPET = """
+import sys, threading
+from revenium.providers._openai_standin import StandInServer
+server = StandInServer().start()
+with open(sys.argv[1], "w") as f:
+    f.write(server.base_url)
+threading.Event().wait()
+"""
+
+
+@contextmanager
+def standin_server(scratch: Path) -> Iterator[str]:
+    """Start the stand-in OpenAI server in its own process; yield its base URL (``.../v1``)."""
+    with server_process(
+        ["-c", STANDIN_SNIPPET], scratch / "standin.url", env=child_env(scratch)
+    ) as url:
+        yield url
 
 
 def closed_port_url() -> str:
@@ -156,6 +192,37 @@ print("RESULT " + json.dumps({"import_ms": (t1 - t0) * 1e3, "session_ms": (t2 - 
 """
 
 
+# ``import openai`` alone, then what revenium adds on top of it for an OpenAI user: the
+# package, the proxy and engine modules and the OpenAI adapter, which load at the first
+# ``wrap``, and that first wrap itself (it clones the client). The client is built before
+# revenium is imported, so its construction (the user's own cost) is timed apart.
+OPENAI_IMPORT_SNIPPET = """
+import os, time
+perf = time.perf_counter
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1])
+r0, t0 = rss(), perf()
+import openai
+t1 = perf()
+r1 = rss()
+client = openai.OpenAI(api_key="k")
+t2 = perf()
+r2 = rss()
+import revenium
+wrapped = revenium.wrap(client)
+t3 = perf()
+r3 = rss()
+import json, sys
+page = os.sysconf("SC_PAGE_SIZE") / 2**20
+mods = sorted(m for m in sys.modules if m == "revenium" or m.startswith("revenium."))
+print("RESULT " + json.dumps({
+    "openai_ms": (t1 - t0) * 1e3, "client_ms": (t2 - t1) * 1e3, "adapter_ms": (t3 - t2) * 1e3,
+    "openai_mb": (r1 - r0) * page, "adapter_mb": (r3 - r2) * page,
+    "runtime_loaded": "revenium.runtime" in sys.modules, "modules": mods}))
+"""
+
+
 # --------------------------------------------------------------------- the plan
 
 
@@ -166,12 +233,63 @@ class Job:
     key: str
     figure: str
     params: dict[str, Any]
+    rounds: int = 0  # runs in the first ``rounds`` rounds only; 0: in every round
 
 
-def plan(*, scale: int, api: str) -> list[Job]:
+# Figures 7-9: the wrapped OpenAI client against the same client unwrapped. Blocks of calls
+# (or of streams) alternate in each process; every process is one repetition.
+CALLS_PER_BLOCK = 200
+CALL_PAIRS = 15
+LOOPBACK_CALLS = 100
+LOOPBACK_PAIRS = 10
+STREAM_CHUNKS = 1_000
+STREAM_PAIRS = 25
+
+
+def openai_jobs(*, quick: bool, openai_url: str) -> list[Job]:
+    """Figures 7-9; ``quick`` runs far fewer blocks, in the first round only."""
+    call = {"kind": "call", "calls": 50 if quick else CALLS_PER_BLOCK, "warmup": 1}
+    call["pairs"] = 4 if quick else CALL_PAIRS
+    stream = {"kind": "stream", "chunks": STREAM_CHUNKS, "streams": 1, "warmup": 1}
+    stream["pairs"] = 3 if quick else STREAM_PAIRS
+    jobs = [
+        Job(
+            f"openai_{colour}{'' if delivery == 'ledger' else '_capture'}",
+            "openai_overhead",
+            {**call, "is_async": colour == "async", "delivery": delivery},
+        )
+        for colour in ("sync", "async")
+        for delivery in ("ledger", "capture")
+    ]
+    jobs.append(
+        Job(
+            "openai_loopback",
+            "openai_overhead",
+            {
+                "kind": "call",
+                "calls": 25 if quick else LOOPBACK_CALLS,
+                "pairs": 3 if quick else LOOPBACK_PAIRS,
+                "warmup": 1,
+                "is_async": False,
+                "delivery": "ledger",
+                "openai_url": openai_url,
+            },
+        )
+    )
+    jobs += [
+        Job(f"stream_{colour}", "openai_overhead", {**stream, "is_async": colour == "async"})
+        for colour in ("sync", "async")
+    ]
+    if quick:  # a smoke run: each of these processes costs a second of imports alone
+        return [Job(j.key, j.figure, j.params, rounds=1) for j in jobs]
+    return jobs
+
+
+def plan(*, scale: int, api: str, openai_url: str) -> list[Job]:
     """Every repetition of a round; ``scale`` divides every record count (``--quick``)."""
     closed = closed_port_url()
     return [
+        *openai_jobs(quick=scale > 1, openai_url=openai_url),
         Job("handoff", "handoff", {"batch": 100, "batches": 200 // scale, "idle": 200 // scale}),
         Job(
             "throughput",
@@ -224,32 +342,76 @@ def plan(*, scale: int, api: str) -> list[Job]:
     ]
 
 
-def run_all(runner: Runner, jobs: list[Job], rounds: int) -> dict[str, list[Result]]:
+def run_all(
+    runner: Runner, jobs: list[Job], rounds: int, *, openai_imports: int
+) -> dict[str, list[Result]]:
     """``rounds`` interleaved rounds; the import runs are spread over the rounds too."""
     results: dict[str, list[Result]] = {job.key: [] for job in jobs}
-    results["import"] = []
     # One throwaway interpreter first, so the first measured one does not pay for a cold
     # page cache.
-    runner.command("warm-up", ["-c", "import revenium, httpx, anyio, cattrs; print('RESULT {}')"])
-    imports_left = IMPORT_RUNS
+    runner.command(
+        "warm-up", ["-c", "import revenium, httpx, anyio, cattrs, openai; print('RESULT {}')"]
+    )
+    commands = {
+        "import": (["-c", IMPORT_SNIPPET], IMPORT_RUNS),
+        "openai_import": (["-c", OPENAI_IMPORT_SNIPPET], openai_imports),
+    }
+    left = {key: runs for key, (_args, runs) in commands.items()}
+    for key in commands:
+        results[key] = []
     for r in range(rounds):
         order = jobs[r % len(jobs) :] + jobs[: r % len(jobs)]
-        for job in order:
+        for job in (j for j in order if not j.rounds or r < j.rounds):
             started = time.perf_counter()
             result = runner.figure(job.figure, job.params)
             print(
-                f"  round {r + 1}/{rounds} {job.key:<17} {time.perf_counter() - started:5.1f} s",
+                f"  round {r + 1}/{rounds} {job.key:<20} {time.perf_counter() - started:5.1f} s",
                 file=sys.stderr,
                 flush=True,
             )
             if result is not None:
                 results[job.key].append(result)
-        for _ in range(imports_left // (rounds - r)):
-            result = runner.command("import", ["-c", IMPORT_SNIPPET])
-            imports_left -= 1
-            if result is not None:
-                results["import"].append(result)
+        for key, (args, _runs) in commands.items():
+            for _ in range(left[key] // (rounds - r)):
+                result = runner.command(key, args)
+                left[key] -= 1
+                if result is not None:
+                    results[key].append(result)
     return results
+
+
+# Figures that miss their bar are profiled once, each in a process of its own: which job,
+# and the profile's parameters (smaller blocks: the profiler slows everything threefold).
+PROFILED: dict[str, str] = {
+    "openai_sync": "7a",
+    "openai_async": "7c",
+    "stream_sync": "9a",
+    "stream_async": "9b",
+}
+
+
+def run_profiles(
+    runner: Runner, jobs: list[Job], missed: list[str], *, quick: bool
+) -> dict[str, Result]:
+    """cProfile, once, for every figure in ``missed`` (see ``figures.openai_profile``)."""
+    by_key = {job.key: job for job in jobs}
+    profiles: dict[str, Result] = {}
+    for key in missed[:1] if quick else missed:  # a smoke run checks that profiling works
+        params = dict(by_key[key].params)
+        if params["kind"] == "stream":
+            params.update(streams=1 if quick else 2, warmup=1)
+        else:
+            params.update(calls=100 if quick else 400, warmup=1, threads=True)
+        started = time.perf_counter()
+        result = runner.figure("openai_profile", params)
+        print(
+            f"  profile {key:<20} {time.perf_counter() - started:5.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        if result is not None:
+            profiles[key] = result
+    return profiles
 
 
 # --------------------------------------------------------------------- statistics and rows
@@ -520,6 +682,140 @@ def rows_for(res: dict[str, list[Result]]) -> list[Row]:
             verdict(None),
         ),
     ]
+    return rows + openai_rows(res)
+
+
+# --------------------------------------------------------------------- 7-10: OpenAI rows
+
+CALL_BAR = "≤ 15 µs added a call and ratio ≤ 1.05"
+CHUNK_BAR = "≤ 1 µs added a chunk"
+TITLES = {
+    "openai_sync": "`chat.completions.create`, sync, in-process transport, local ledger on",
+    "openai_sync_capture": "Same, nothing delivered (`testing.capture`): the caller's side alone",
+    "openai_async": "`chat.completions.create`, async, in-process transport, local ledger on",
+    "openai_async_capture": "Same, async, nothing delivered (`testing.capture`)",
+    "stream_sync": "1,000-chunk chat stream iterated to its end, sync, in-process transport",
+    "stream_async": "Same, async",
+}
+
+
+def overhead_ok(reps: list[Result], *, per_chunk: bool) -> bool | None:
+    """The PRODUCT.md overhead bar; ``None`` when the figure produced nothing."""
+    added, ratio = pooled(reps, "added_us"), pooled(reps, "ratio")
+    if not added:
+        return None
+    if per_chunk:
+        return median(added) <= 1
+    return median(added) <= 15 and median(ratio) <= 1.05
+
+
+def missed_overhead(res: dict[str, list[Result]]) -> list[str]:
+    """The profiled figures (7a, 7c, 9a, 9b) that missed their bar: these get a profile."""
+    return [
+        key
+        for key in PROFILED
+        if overhead_ok(res.get(key, []), per_chunk=key.startswith("stream")) is False
+    ]
+
+
+def _unmetered(reps: list[Result]) -> int:
+    """Wrapped calls (or streams) that left no record: each must leave exactly one."""
+    return sum(abs(r.get("wrapped_calls", 0) - r.get("records", 0)) for r in reps)
+
+
+def overhead_row(
+    label: str, reps: list[Result], *, unit: str, target: str, beside: str | None = None
+) -> Row:
+    """Added µs a unit (median of per-pair differences), the ratio, and both sides' times."""
+    added, ratio = pooled(reps, "added_us"), pooled(reps, "ratio")
+    plain, wrapped = pooled(reps, "plain_us"), pooled(reps, "wrapped_us")
+    if not added:
+        return Row(label, "n/a", "n/a", target, "failed")
+    lo, hi = iqr(added)
+    digits = 2 if unit == "chunk" else 1
+    ok = overhead_ok(reps, per_chunk=unit == "chunk") if target != "(reported)" else None
+    if ok is None:
+        shown = verdict(None)
+    elif beside:
+        shown = f"({'met' if ok else 'missed'}; {beside} decides)"
+    else:
+        shown = verdict(ok)
+    if _unmetered(reps):
+        shown += f"; {_unmetered(reps)} wrapped calls without a record"
+    sign = "+" if median(added) >= 0 else ""
+    return Row(
+        label,
+        f"{sign}{fmt(median(added), digits)} µs a {unit} (ratio {fmt(median(ratio), 3)})",
+        f"{fmt(lo, digits)} to {fmt(hi, digits)} µs (IQR, {len(added)} block pairs); "
+        f"{fmt(median(plain), 1)} → {fmt(median(wrapped), 1)} µs a {unit}",
+        target,
+        shown,
+    )
+
+
+def openai_rows(res: dict[str, list[Result]]) -> list[Row]:
+    rows = [
+        overhead_row(f"7a. {TITLES['openai_sync']}", res["openai_sync"], unit="call",
+                     target=CALL_BAR),
+        overhead_row(f"7b. {TITLES['openai_sync_capture']}", res["openai_sync_capture"],
+                     unit="call", target=CALL_BAR, beside="7a"),
+        overhead_row(f"7c. {TITLES['openai_async']}", res["openai_async"], unit="call",
+                     target=CALL_BAR),
+        overhead_row(f"7d. {TITLES['openai_async_capture']}", res["openai_async_capture"],
+                     unit="call", target=CALL_BAR, beside="7c"),
+    ]  # fmt: skip
+    drain_sync = pooled(res["openai_sync"], "drain_us")
+    drain_async = pooled(res["openai_async"], "drain_us")
+    rows.append(
+        Row(
+            "7e. Delivery work left at the end of each 7a / 7c block (the untimed `flush` "
+            "between blocks), a call",
+            f"{fmt(median(drain_sync), 1)} / {fmt(median(drain_async), 1)} µs",
+            quartiles(drain_sync, 1).replace("batches", "7a blocks"),
+            "(reported: the runtime's work, on its own thread)",
+            verdict(None),
+        )
+    )
+    rows.append(
+        overhead_row(
+            "8. `chat.completions.create`, sync, over loopback HTTP to the stand-in server "
+            "(its own process), local ledger on",
+            res["openai_loopback"],
+            unit="call",
+            target="(reported)",
+        )
+    )
+    rows += [
+        overhead_row(f"9a. {TITLES['stream_sync']}", res["stream_sync"], unit="chunk",
+                     target=CHUNK_BAR),
+        overhead_row(f"9b. {TITLES['stream_async']}", res["stream_async"], unit="chunk",
+                     target=CHUNK_BAR),
+    ]  # fmt: skip
+    imp = res["openai_import"]
+    ms, mb = per_rep(imp, "openai_ms"), per_rep(imp, "openai_mb")
+    ams, amb, cms = (
+        per_rep(imp, "adapter_ms"),
+        per_rep(imp, "adapter_mb"),
+        per_rep(imp, "client_ms"),
+    )
+    runtime = any(r.get("runtime_loaded") for r in imp)
+    rows += [
+        Row(
+            "10a. `import openai` alone (fresh interpreter)",
+            f"{fmt(median(ms), 1)} ms, +{fmt(median(mb), 1)} MB RSS",
+            minmax(ms, 1, " ms"),
+            "(reference)",
+            "(reference)",
+        ),
+        Row(
+            "10b. After it, `import revenium` + the first `revenium.wrap(openai.OpenAI(...))`: "
+            "the adapter's modules and the first wrap",
+            f"+{fmt(median(ams), 1)} ms, +{fmt(median(amb), 1)} MB RSS",
+            f"{minmax(ams, 1, ' ms')}; building the client ({fmt(median(cms), 1)} ms) not counted",
+            "no bar (paid once, at the first wrap)",
+            verdict(None) + ("; the runtime was loaded by wrap" if runtime else ""),
+        ),
+    ]
     return rows
 
 
@@ -572,6 +868,35 @@ METHOD = """\
 - **5** `report_tool_call` N times on a warm runtime, then `shutdown_sync` at once.
 - **6** `python -c` with `perf_counter` around `import revenium`, then around the first
   `with revenium.session(organization_name=...)`; 10 fresh interpreters.
+- **7** Non-streamed `chat.completions.create` through the real `openai` SDK, with
+  `http_client=httpx2.Client(transport=httpx2.MockTransport(handler))` (`AsyncClient` for
+  async). The handler returns a response built once (the stand-in server's chat answer), so
+  its cost is the same for every call. The unwrapped client is the very one handed to
+  `revenium.wrap`; the wrapped clone shares its HTTP client, so both go through the same
+  transport; the loop reads each answer's `choices[0].message.content`, as a caller does. In
+  each process, after a warm-up pair, 15 pairs of 200-call blocks alternate in ABBA order
+  (unwrapped-wrapped, wrapped-unwrapped, ...). Between blocks, off the clock, the
+  runtime is flushed and the garbage collected, so every block starts from the same state.
+  Each pair gives the added µs a call (wrapped minus unwrapped) and the ratio; the figure is
+  the median over the pairs of all repetitions, the spread their IQR. 7a/7c:
+  `revenium.configure(api_key=None, ledger_path=...)`, the runtime writes every record to a
+  local SQLite ledger, as it does for a user without a key; its thread shares the GIL with
+  the caller during a block. 7b/7d: inside `revenium.testing.capture(strict_mode=False)`, the
+  records are kept from delivery and no runtime runs: the caller's side alone. 7e is the
+  `flush` between blocks, a call: the runtime's work still pending when a block ended.
+- **8** As 7a, over a socket: the stand-in OpenAI server
+  (`revenium.providers._openai_standin.StandInServer`, a `ThreadingHTTPServer`) in its own
+  process, the SDK's default HTTP client, 10 pairs of 100-call blocks.
+- **9** A chat stream of 1,000 content chunks, the finish chunk, the usage chunk and
+  `[DONE]`, as SSE frames built once and handed out one per read by a `MockTransport`
+  handler. Both sides pass `stream_options={"include_usage": True}`, so the requests are
+  identical and the wrapper hides no chunk. The loop reads each chunk's
+  `choices[0].delta.content`, as a caller does. Blocks of one stream iterated to its end, 25
+  pairs in ABBA order, flush and collection between blocks; added a chunk = (wrapped - unwrapped) /
+  1,000, which spreads the per-stream work (the record, the hooks) over the chunks.
+- **10** `python -c` in 7 fresh interpreters: `perf_counter` around `import openai`, then
+  `openai.OpenAI(api_key="k")` (timed apart, not counted), then around `import revenium` and
+  `revenium.wrap(client)`; resident memory from `/proc/self/statm` before and after each.
 """
 
 REPRODUCE = """\
@@ -579,7 +904,7 @@ REPRODUCE = """\
 
 ```bash
 nox -s bench                       # installs .[dev] in a fresh venv, then runs the script
-python benchmarks/run.py           # where revenium is installed; about four minutes
+python benchmarks/run.py           # where revenium is installed; about six minutes
 python benchmarks/run.py --quick   # smoke run: record counts / 10, prints the table only
 ```
 
@@ -698,6 +1023,7 @@ def render(
     package: Path,
     sources: str,
     failures: list[str],
+    profiles: dict[str, Result],
 ) -> str:
     """The whole of docs/benchmarks.md (or the stdout table of a --quick run)."""
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -708,7 +1034,10 @@ def render(
         ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
         (
             "Packages",
-            ", ".join(f"{d} {version(d)}" for d in ("revenium", "httpx", "httpcore", "anyio")),
+            ", ".join(
+                f"{d} {version(d)}"
+                for d in ("revenium", "httpx", "httpcore", "anyio", "openai", "httpx2")
+            ),
         ),
         ("Commit", git_revision(package)),
         ("Sources (sha1 of the modules measured)", sources),
@@ -733,8 +1062,87 @@ def render(
     ]
     if failures:
         out += ["## Failures", "", *(f"- `{f.splitlines()[0]}`" for f in failures), ""]
+    out += where_time_goes(profiles)
     out += [METHOD, "## Per repetition", "", *details(res), "", REPRODUCE]
     return "\n".join(out)
+
+
+PROFILE_INTRO = """\
+Every figure of 7 and 9 that missed its bar, profiled once with cProfile in a process of its
+own: after a warm-up pair, one unwrapped and one wrapped block (7: 400 calls; 9: two streams),
+each under the profiler, and the same two blocks without it (one block each, so noisier than
+the table). Only the caller's thread is profiled there. cProfile adds a fixed cost to every
+Python-level call, so it inflates most the functions that make many small calls: read the µs
+below as shares, next to the unprofiled times. *tottime* is the function's own code, *cumtime*
+includes what it calls. For 7a and 7c the runtime's threads are profiled too, per record
+written: the runtime is shut down after the warm-up and a fresh one starts under the profiler
+for the measured blocks (its start-up counted, the first imports not; blocking waits left
+out). That is the delivery work that shares the GIL with the caller during a block (7a minus
+7b) and that 7e drains after it.
+"""
+
+
+def _profile_table(rows: list[Result], unit: str, *, cumulative: bool = True) -> list[str]:
+    head = f"| function | where | calls a {unit} | tottime µs a {unit} |"
+    lines = [head + (f" cumtime µs a {unit} |" if cumulative else ""), ""]
+    lines[1] = "|---|---|---|---|" + ("---|" if cumulative else "")
+    for r in rows:
+        name = str(r["function"]).replace("|", "\\|")
+        line = f"| `{name}` | {r['where']} | {fmt(r['calls'], 2)} | {fmt(r['tottime_us'], 2)} |"
+        lines.append(line + (f" {fmt(r['cumtime_us'], 2)} |" if cumulative else ""))
+    return lines
+
+
+def where_time_goes(profiles: dict[str, Result]) -> list[str]:
+    """The "Where the time goes" section: one profile per missed figure."""
+    if not profiles:
+        return []
+    out = ["## Where the time goes", "", PROFILE_INTRO]
+    for key, prof in profiles.items():
+        unit, un, pr = prof["unit"], prof["unprofiled_us"], prof["profiled_us"]
+        out += [
+            f"### {PROFILED[key]}. {TITLES[key]}",
+            "",
+            (
+                f"A {unit}, unwrapped → wrapped: {fmt(un['plain'], 2)} → "
+                f"{fmt(un['wrapped'], 2)} µs without the profiler, {fmt(pr['plain'], 2)} → "
+                f"{fmt(pr['wrapped'], 2)} µs under it. revenium's own code (sum of its "
+                f"tottime): {fmt(prof['revenium_tottime_us'], 2)} µs a {unit} under the profiler."
+            ),
+            "",
+            "revenium's functions on the caller's thread, by tottime:",
+            "",
+            *_profile_table(prof["revenium"], unit),
+            "",
+        ]
+        if prof.get("outside"):
+            out += [
+                (
+                    "Outside revenium, called more often on the wrapped path (the added calls and "
+                    "their added tottime):"
+                ),
+                "",
+                *_profile_table(prof["outside"], unit, cumulative=False),
+                "",
+            ]
+        threads = prof.get("threads")
+        if threads:
+            out += [
+                (
+                    f"The runtime's threads ({', '.join(threads['names'])}), a record "
+                    f"({threads['records']:,} records written): "
+                    f"{fmt(threads['tottime_us'], 1)} µs of profiled work, of which revenium's "
+                    f"own code {fmt(threads['revenium_tottime_us'], 1)} µs:"
+                ),
+                "",
+                *_profile_table(threads["revenium"], "record"),
+                "",
+                "Outside revenium, on those threads (tottime a record):",
+                "",
+                *_profile_table(threads["outside"], "record", cumulative=False),
+                "",
+            ]
+    return out
 
 
 DETAIL_KEYS: dict[str, tuple[str, ...]] = {
@@ -748,7 +1156,17 @@ DETAIL_KEYS: dict[str, tuple[str, ...]] = {
     "shutdown": ("seconds", "delivered", "spooled", "dropped", "completed"),
     "shutdown_default": ("seconds", "delivered", "spooled", "dropped", "completed"),
     "import": ("import_ms", "session_ms"),
+    "openai_import": ("openai_ms", "client_ms", "adapter_ms", "openai_mb", "adapter_mb"),
 }
+OVERHEAD_KEYS = (
+    "openai_sync",
+    "openai_sync_capture",
+    "openai_async",
+    "openai_async_capture",
+    "openai_loopback",
+    "stream_sync",
+    "stream_async",
+)
 
 
 def details(res: dict[str, list[Result]]) -> list[str]:
@@ -762,6 +1180,22 @@ def details(res: dict[str, list[Result]]) -> list[str]:
         }
         lines.append(
             "- `handoff` (median µs per repetition): "
+            + "; ".join(f"{k} {v}" for k, v in meds.items())
+        )
+    for key in OVERHEAD_KEYS:
+        reps = res.get(key, [])
+        if not reps:
+            continue
+        unit = "chunk" if key.startswith("stream") else "call"
+        meds = {
+            k: ", ".join(fmt(median(r[k]), 3 if k == "ratio" else 2) for r in reps)
+            for k in ("added_us", "ratio", "plain_us", "wrapped_us", "drain_us")
+        }
+        meds["records/wrapped calls"] = ", ".join(
+            f"{r.get('records')}/{r.get('wrapped_calls')}" for r in reps
+        )
+        lines.append(
+            f"- `{key}` (medians per repetition, µs a {unit}): "
             + "; ".join(f"{k} {v}" for k, v in meds.items())
         )
     for key, fields in DETAIL_KEYS.items():
@@ -817,11 +1251,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         runner = Runner(scratch)
         package = locate_package(runner)
         sources_before = source_hashes(package)
-        with fake_api(scratch) as api:
-            results = run_all(runner, plan(scale=scale, api=api), max(args.rounds, 1))
+        with fake_api(scratch) as api, standin_server(scratch) as openai_url:
+            jobs = plan(scale=scale, api=api, openai_url=openai_url)
+            results = run_all(
+                runner,
+                jobs,
+                max(args.rounds, 1),
+                openai_imports=OPENAI_IMPORT_RUNS if scale == 1 else 3,
+            )
+        profiles = run_profiles(runner, jobs, missed_overhead(results), quick=args.quick)
     seconds = time.perf_counter() - started
     rows = rows_for(results)
-    sources, changed = source_report(sources_before, source_hashes(package), results)
+    measured = {**results, "profiles": list(profiles.values())}
+    sources, changed = source_report(sources_before, source_hashes(package), measured)
     page = render(
         rows,
         results,
@@ -832,6 +1274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         package=package,
         sources=sources,
         failures=runner.failures,
+        profiles=profiles,
     )
     print(table_only(rows))
     if changed:

@@ -27,10 +27,10 @@ import attrs
 from revenium._diagnostics import report_internal_error
 from revenium.attribution import Metadata, parse_metadata
 from revenium.config import get_config
-from revenium.context import effective_metadata, is_metered
+from revenium.context import is_metered, metadata_sources
 from revenium.providers.base import CallInfo, Endpoint, Labels
-from revenium.records import CompletionRecord, StopReason, utc_now
-from revenium.sink import submit
+from revenium.records import CompletionRecord, Record, StopReason
+from revenium.sink import submit_later
 from revenium.streams import meter_async_stream, meter_stream
 
 __all__ = ["ClientState", "metered_async", "metered_sync"]
@@ -63,9 +63,7 @@ def _begin(
         operation=endpoint.operation,
         model_argument=endpoint.model_argument,
         request=kwargs,
-        request_time=utc_now(),
-        started=time.perf_counter(),
-        metadata=effective_metadata(client=state.metadata, call=call_metadata),
+        metadata=metadata_sources(client=state.metadata, call=call_metadata),
         capture_prompts=config.capture_prompts,
         capture_limit=config.max_prompt_size,
         stream_usage=state.labels.inject_stream_usage and config.inject_stream_usage,
@@ -75,20 +73,22 @@ def _begin(
     # ``kwargs`` is the wrapper's own dict (built by the call's ``**kwargs``): adjusting it
     # never touches a mapping of the caller's.
     if endpoint.prepare is not None and endpoint.prepare(kwargs, call):
-        call = attrs.evolve(call, request=kwargs, injected_usage=True)
+        call.injected_usage = True
     return call
+
+
+def _failure_record(endpoint: Endpoint, call: CallInfo, error: BaseException) -> Record:
+    record = endpoint.failure(call, error)
+    if not isinstance(error, Exception) and isinstance(record, CompletionRecord):
+        # cancellation, KeyboardInterrupt, exit: the caller stopped, the provider did not fail
+        record = attrs.evolve(record, stop_reason=StopReason.CANCELLED, error_code=None)
+    return record
 
 
 def _failed(endpoint: Endpoint, call: CallInfo, error: BaseException) -> None:
     """The record of a call that raised: ERROR, or CANCELLED for a cancellation."""
-    try:
-        record = endpoint.failure(call, error)
-        if not isinstance(error, Exception) and isinstance(record, CompletionRecord):
-            # cancellation, KeyboardInterrupt, exit: the caller stopped, the provider did not fail
-            record = attrs.evolve(record, stop_reason=StopReason.CANCELLED, error_code=None)
-        submit(record)
-    except Exception as exc:  # noqa: BLE001 - contained: the provider's error goes on unchanged
-        report_internal_error(exc, f"metering the failed call {endpoint.path}")
+    call.ended = time.perf_counter()
+    submit_later(functools.partial(_failure_record, endpoint, call, error))
 
 
 def _is_raw_response(result: object) -> bool:
@@ -108,9 +108,8 @@ def _settle(endpoint: Endpoint, call: CallInfo, result: Any, *, is_async: bool) 
     """Everything after a successful call; returns what the caller gets (never raises)."""
     try:
         if not endpoint.needs_response:
-            record = endpoint.record(call, None)
-            if record is not None:
-                submit(record)
+            call.ended = time.perf_counter()
+            submit_later(functools.partial(endpoint.record, call, None))
             return result
         if _is_raw_response(result):
             _meter_on_parse(endpoint, call, result, is_async=is_async)
@@ -120,9 +119,10 @@ def _settle(endpoint: Endpoint, call: CallInfo, result: Any, *, is_async: bool) 
             if is_async:
                 return meter_async_stream(result, call, accumulator)
             return meter_stream(result, call, accumulator)
-        record = endpoint.record(call, result)
-        if record is not None:
-            submit(record)
+        # The record is built where it costs the caller nothing: on the runtime's thread
+        # (or right now, when a listener such as revenium.testing wants it now).
+        call.ended = time.perf_counter()
+        submit_later(functools.partial(endpoint.record, call, result))
     except Exception as exc:  # noqa: BLE001 - contained: the caller still gets the result
         report_internal_error(exc, f"metering {endpoint.path}")
     return result

@@ -29,6 +29,7 @@ __all__ = [
     "effective_metadata",
     "is_metered",
     "metadata",
+    "metadata_sources",
     "meter",
     "session",
 ]
@@ -57,6 +58,11 @@ def effective_metadata(*, client: Metadata = EMPTY, call: Metadata = EMPTY) -> M
     result = merge(get_config().defaults, client)
     result = merge(result, _metadata_var.get())
     return merge(result, call)
+
+
+def metadata_sources(*, client: Metadata = EMPTY, call: Metadata = EMPTY) -> tuple[Metadata, ...]:
+    """The sources :func:`effective_metadata` merges, captured now, merged later (cheaper)."""
+    return (get_config().defaults, client, _metadata_var.get(), call)
 
 
 def is_metered(*, selective: bool) -> bool:

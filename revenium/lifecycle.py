@@ -22,9 +22,8 @@ from revenium import _diagnostics, sink
 from revenium import config as config_module
 from revenium._diagnostics import internal_error_count, logger
 from revenium.config import get_config
-from revenium.records import Record
 from revenium.reports import DeliveryReport, Statistics
-from revenium.runtime import Runtime
+from revenium.runtime import Pending, Runtime
 
 __all__ = [
     "flush",
@@ -64,7 +63,7 @@ def _runtime(*, create: bool = True) -> Runtime | None:
         return runtime
 
 
-def submit(record: Record) -> None:
+def submit(record: Pending) -> None:
     """Hand ``record`` to this process's runtime, starting it on first use."""
     runtime = _runtime()
     assert runtime is not None

@@ -75,6 +75,10 @@ LEASE_SECONDS: Final = 60.0
 PROBE_CAP_SECONDS: Final = 60.0
 
 
+Pending = Record | Callable[[], Record | None]
+"""What callers hand over: a record, or a function that builds it (``sink.submit_later``)."""
+
+
 def _encode(record: Record) -> Envelope:
     body = json.dumps(to_wire(record), separators=(",", ":"), ensure_ascii=False).encode()
     when = record.timestamp if isinstance(record, ToolEventRecord) else record.request_time
@@ -88,7 +92,7 @@ class Runtime:
         self.pid = os.getpid()
         config = get_config()
         self.closing = False
-        self._buffer: deque[Record] = deque()
+        self._buffer: deque[Pending] = deque()
         self._limit = config.queue_size
         self._wake_pending = False
         # Running totals, named as the fields of Statistics; mutated on the runtime thread
@@ -116,7 +120,7 @@ class Runtime:
 
     # ----------------------------------------------------------------- caller side
 
-    def submit(self, record: Record) -> None:
+    def submit(self, record: Pending) -> None:
         """Hand a record over. Never blocks; drops (counted, loudly) only if the buffer is full."""
         if len(self._buffer) >= self._limit:
             self._drop(record)
@@ -126,7 +130,7 @@ class Runtime:
             self._wake_pending = True
             self._loop.call_soon_threadsafe(self._wake_now)
 
-    def _drop(self, record: Record) -> None:
+    def _drop(self, record: Pending) -> None:
         with self._drop_lock:
             self._counts["dropped"] += 1
             dropped = self._counts["dropped"]
@@ -136,7 +140,7 @@ class Runtime:
                 "(last: %s). Raise REVENIUM_METERING_QUEUE_SIZE or check why delivery is stuck.",
                 self._limit,
                 dropped,
-                record.idempotency_key,
+                getattr(record, "idempotency_key", "a record not built yet"),
             )
 
     def statistics(self) -> Statistics:
@@ -256,13 +260,11 @@ class Runtime:
             records = [self._buffer.popleft() for _ in range(min(DRAIN_BATCH, len(self._buffer)))]
             envelopes: list[Envelope] = []
             ledger_rows: list[tuple[Record, str, bytes]] = []
-            for record in records:
-                try:
-                    envelope = _encode(record)
-                except Exception as exc:  # noqa: BLE001 - one bad record must not stop the rest
-                    self._counts["dropped"] += 1
-                    report_internal_error(exc, "encoding a record", reraise=False)
+            for item in records:
+                built = self._materialize(item)
+                if built is None:
                     continue
+                record, envelope = built
                 if isinstance(record, CompletionRecord) and record.estimated:
                     self._counts["estimated"] += 1
                 if config.ledger_file is not None:
@@ -279,6 +281,22 @@ class Runtime:
             if len(self._to_spool) > SPOOL_BACKPRESSURE:
                 await self._write_spool()  # backpressure: the buffer fills instead of memory
             await anyio.lowlevel.checkpoint()
+
+    def _materialize(self, item: Pending) -> tuple[Record, Envelope] | None:
+        """Build a deferred record (see ``sink.submit_later``) and encode it for the wire.
+
+        A record that fails to build or encode is a bug in the SDK: reported, counted as
+        dropped, and the rest of the batch goes on.
+        """
+        try:
+            record = item() if callable(item) else item
+            if record is None:
+                return None
+            return record, _encode(record)
+        except Exception as exc:  # noqa: BLE001 - one bad record must not stop the rest
+            self._counts["dropped"] += 1
+            report_internal_error(exc, "building or encoding a record", reraise=False)
+            return None
 
     def _write_ledger(self, path: Path, rows: list[tuple[Record, str, bytes]]) -> int:
         ledger = self._ledgers.get(path)
@@ -561,13 +579,10 @@ class Runtime:
         self._to_spool.clear()
         ledger_rows: list[tuple[Record, str, bytes]] = []
         while self._buffer:
-            record = self._buffer.popleft()
-            try:
-                envelope = _encode(record)
-            except Exception as exc:  # noqa: BLE001
-                self._counts["dropped"] += 1
-                report_internal_error(exc, "encoding a record", reraise=False)
+            built = self._materialize(self._buffer.popleft())
+            if built is None:
                 continue
+            record, envelope = built
             if config.ledger_file is not None:
                 ledger_rows.append((record, envelope.path, envelope.body))
             if config.api_key is not None:

@@ -22,6 +22,7 @@ __all__ = [
     "remove_listener",
     "set_delivery",
     "submit",
+    "submit_later",
 ]
 
 Listener = Callable[[Record], object]
@@ -30,6 +31,7 @@ Listener = Callable[[Record], object]
 _lock = threading.Lock()
 _listeners: tuple[Listener, ...] = ()
 _delivery: list[Callable[[Record], None]] = []
+_custom: list[bool] = []  # a destination other than the runtime: it wants built records
 
 
 def add_listener(listener: Listener) -> None:
@@ -52,8 +54,35 @@ def listeners() -> tuple[Listener, ...]:
 
 
 def set_delivery(deliver: Callable[[Record], None] | None) -> None:
-    """Install (or remove) the function that hands records to the delivery runtime."""
+    """Install (or remove) the function that hands records to the delivery runtime.
+
+    A destination installed here gets built records only (never deferred builders).
+    """
     _delivery[:] = [] if deliver is None else [deliver]
+    _custom[:] = [True] if deliver is not None else []
+
+
+def submit_later(build: Callable[[], Record | None]) -> None:
+    """Hand over a record to be built later, off the caller's thread.
+
+    Building a record (reading the response, making ids and timestamps) is most of what
+    metering costs; the runtime can do it on its own thread. When a listener is installed
+    (``revenium.testing``, the demo) the record is built now instead, so that it sees the
+    record at once and strict mode raises where the bug is.
+    """
+    try:
+        if _listeners or _custom:
+            record = build()
+            if record is not None:
+                submit(record)
+            return
+        if not _delivery:
+            from revenium import lifecycle  # noqa: PLC0415 - the runtime loads with the first record
+
+            _delivery[:] = [lifecycle.submit]
+        _delivery[0](build)  # type: ignore[arg-type]  # the runtime builds callables itself
+    except Exception as exc:  # noqa: BLE001 - contained and reported; see _diagnostics
+        report_internal_error(exc, "submitting a record")
 
 
 def submit(record: Record) -> None:

@@ -19,6 +19,7 @@ and its whole API keep working) and meters it from the inside:
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -28,7 +29,7 @@ from typing import Any, Final, cast
 
 from revenium._diagnostics import report_internal_error, warn_once
 from revenium.providers.base import Accumulator, CallInfo, StreamEnd
-from revenium.sink import submit
+from revenium.sink import submit_later
 
 __all__ = ["StreamMeter", "finalize_open_streams", "meter_async_stream", "meter_stream"]
 
@@ -44,6 +45,7 @@ class StreamMeter:
         "_accumulator",
         "_call",
         "_done",
+        "_feed",
         "_first_content",
         "_lock",
         "pulling",
@@ -52,6 +54,7 @@ class StreamMeter:
     def __init__(self, call: CallInfo, accumulator: Accumulator) -> None:
         self._call = call
         self._accumulator = accumulator
+        self._feed = accumulator.feed  # bound once, called per chunk
         self._first_content: float | None = None
         self._done = False
         self._lock = threading.Lock()
@@ -64,7 +67,7 @@ class StreamMeter:
     def observe(self, chunk: object) -> bool:
         """Show a chunk to the accumulator; True when the caller must not see it."""
         try:
-            content, hide = self._accumulator.feed(chunk)
+            content, hide = self._feed(chunk)
         except Exception as exc:  # noqa: BLE001 - a malformed chunk must not break the stream
             report_internal_error(exc, "reading a stream chunk", reraise=False)
             return False
@@ -85,9 +88,8 @@ class StreamMeter:
             now = time.perf_counter()
             ttft = None if self._first_content is None else call.elapsed_ms(self._first_content)
             end = StreamEnd(call.elapsed_ms(now), ttft, error, ended)
-            record = self._accumulator.record(call, end)
-            if record is not None:
-                submit(record)
+            # The accumulator is final now; its record is built off the caller's thread.
+            submit_later(functools.partial(self._accumulator.record, call, end))
         except Exception as exc:  # noqa: BLE001 - contained; the caller's stream is unaffected
             report_internal_error(exc, "finishing a stream's record", reraise=False)
 
@@ -114,6 +116,7 @@ def finalize_open_streams() -> int:
 
 
 def _sync_chunks(inner: Iterator[Any], meter: StreamMeter) -> Iterator[Any]:
+    observe = meter.observe  # bound once: this loop runs per chunk
     with meter:
         while True:
             meter.pulling = True
@@ -124,11 +127,12 @@ def _sync_chunks(inner: Iterator[Any], meter: StreamMeter) -> Iterator[Any]:
                 return
             finally:
                 meter.pulling = False
-            if not meter.observe(chunk):
+            if not observe(chunk):
                 yield chunk
 
 
 async def _async_chunks(inner: AsyncIterator[Any], meter: StreamMeter) -> AsyncIterator[Any]:
+    observe = meter.observe
     with meter:
         while True:
             meter.pulling = True
@@ -139,7 +143,7 @@ async def _async_chunks(inner: AsyncIterator[Any], meter: StreamMeter) -> AsyncI
                 return
             finally:
                 meter.pulling = False
-            if not meter.observe(chunk):
+            if not observe(chunk):
                 yield chunk
 
 

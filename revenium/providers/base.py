@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import attrs
 
-from revenium.attribution import Metadata
+from revenium.attribution import EMPTY, Metadata, merge
 from revenium.capture import PromptCapture
 from revenium.records import CompletionRecord, OperationType, Record, StopReason
 
@@ -49,27 +49,85 @@ class Labels:
     maker: Callable[[str], str | None] | None = None
 
 
-@attrs.frozen
 class CallInfo:
-    """Everything a parse function may need about the call, captured by the engine."""
+    """Everything a record builder may need about one call, captured by the engine.
 
-    labels: Labels
-    operation: OperationType
-    request: Mapping[str, Any]
-    request_time: datetime
-    started: float  # time.perf_counter() at the start
-    metadata: Metadata
-    capture_prompts: bool
-    capture_limit: int
-    injected_usage: bool = False
-    stream_usage: bool = False  # may ask a chat stream for usage (endpoint and config allow)
-    client_hints: Mapping[str, Any] = attrs.field(factory=lambda: _NO_HINTS)
-    model_aliases: Mapping[str, str] = attrs.field(factory=lambda: _NO_ALIASES)
-    model_argument: str = "model"
+    Cheap to make on the caller's path: the wall-clock time stays a float and the metadata
+    sources stay separate until a record is built (often on the runtime's thread), when
+    ``request_time`` and ``metadata`` are computed once. ``ended`` is set by the engine when
+    the call returns, so a record built later still has the call's own duration.
+    """
+
+    __slots__ = (
+        "_metadata",
+        "_sources",
+        "capture_limit",
+        "capture_prompts",
+        "client_hints",
+        "ended",
+        "injected_usage",
+        "labels",
+        "model_aliases",
+        "model_argument",
+        "operation",
+        "request",
+        "started",
+        "stream_usage",
+        "wall",
+    )
+
+    def __init__(
+        self,
+        *,
+        labels: Labels,
+        operation: OperationType,
+        request: Mapping[str, Any],
+        metadata: Metadata | tuple[Metadata, ...],
+        capture_prompts: bool = False,
+        capture_limit: int = 50_000,
+        stream_usage: bool = False,
+        client_hints: Mapping[str, Any] = _NO_HINTS,
+        model_aliases: Mapping[str, str] = _NO_ALIASES,
+        model_argument: str = "model",
+        wall: float | None = None,
+        started: float | None = None,
+    ) -> None:
+        self.labels = labels
+        self.operation = operation
+        self.request = request
+        # A Metadata, or its sources lowest first, merged when a record first needs them.
+        self._metadata = metadata if isinstance(metadata, Metadata) else None
+        self._sources = () if isinstance(metadata, Metadata) else metadata
+        self.capture_prompts = capture_prompts
+        self.capture_limit = capture_limit
+        self.stream_usage = stream_usage  # may ask a chat stream for usage (endpoint, config)
+        self.injected_usage = False
+        self.client_hints = client_hints
+        self.model_aliases = model_aliases
+        self.model_argument = model_argument
+        self.wall = time.time() if wall is None else wall
+        self.started = time.perf_counter() if started is None else started
+        self.ended: float | None = None
+
+    @property
+    def request_time(self) -> datetime:
+        """When the call started, UTC."""
+        return datetime.fromtimestamp(self.wall, UTC)
+
+    @property
+    def metadata(self) -> Metadata:
+        """The call's metadata, every source merged by precedence (computed once)."""
+        if self._metadata is None:
+            merged = EMPTY
+            for source in self._sources:
+                merged = merge(merged, source)
+            self._metadata = merged
+        return self._metadata
 
     def elapsed_ms(self, now: float | None = None) -> float:
-        """Milliseconds since the call started (monotonic)."""
-        return ((time.perf_counter() if now is None else now) - self.started) * 1000
+        """Milliseconds from the start to ``now``, else to the call's end, else to this moment."""
+        end = now if now is not None else self.ended
+        return ((time.perf_counter() if end is None else end) - self.started) * 1000
 
     def requested_model(self) -> str:
         """The model the call asked for, through the configured aliases (Azure deployments).

@@ -241,27 +241,30 @@ class _ChatAccumulator:
         self._hide_usage = call.injected_usage
 
     def feed(self, chunk: Any) -> tuple[bool, bool]:
+        # Called once per chunk: kept to a handful of attribute reads (docs/benchmarks.md).
         content = False
         if self._id is None:
             self._id = read.text(getattr(chunk, "id", None))
-        if self._model is None:
+        if self._model is None:  # Azure's first chunk names no model
             self._model = read.text(getattr(chunk, "model", None))
         usage = getattr(chunk, "usage", None)
         if usage is not None:
             self._usage = usage
         choices = getattr(chunk, "choices", None)
-        if choices and read.is_list(choices):
+        if read.is_list(choices):
             for choice in choices:
                 delta = getattr(choice, "delta", None)
-                text = getattr(choice if delta is None else delta, "text" if delta is None
-                               else "content", None)  # fmt: skip
-                if isinstance(text, str) and text:
+                if delta is None:  # a legacy completion chunk carries ``text``
+                    text = getattr(choice, "text", None)
+                else:
+                    text = getattr(delta, "content", None)
+                    if getattr(delta, "tool_calls", None) or getattr(delta, "function_call", None):
+                        content = self._tool = True
+                if text and type(text) is str:
                     content = True
                     self._chars += len(text)
                     if self._parts is not None:
                         self._parts.append(text)
-                if delta is not None and _called_tools(delta):
-                    content = self._tool = True
                 finish = getattr(choice, "finish_reason", None)
                 if finish:
                     self._finish = finish
