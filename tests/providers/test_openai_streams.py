@@ -6,7 +6,6 @@ import asyncio
 import gc
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from openai_fixtures import async_client, openai_handler, sync_client
 
 MESSAGES = [{"role": "user", "content": "Write five short words about the sea for me"}]
-
-
-@pytest.fixture
-def captured() -> Iterator[Capture]:
-    with revenium.testing.capture() as capture:
-        yield capture
 
 
 def _only(captured: Capture) -> CompletionRecord:

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,12 +68,6 @@ Handler = Callable[[httpx2.Request], httpx2.Response]
 
 class Answer(pydantic.BaseModel):
     answer: str
-
-
-@pytest.fixture
-def captured() -> Iterator[Capture]:
-    with revenium.testing.capture() as capture:
-        yield capture
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -11,7 +11,6 @@ import asyncio
 import gc
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,6 @@ MESSAGES = [
     {"role": "system", "content": "You are terse."},
     {"role": "user", "content": "Tell me about the weather in Paris today please"},
 ]
-
-
-@pytest.fixture
-def captured() -> Iterator[Capture]:
-    with revenium.testing.capture() as capture:
-        yield capture
 
 
 def _only(captured: Capture) -> CompletionRecord:
