@@ -334,7 +334,7 @@ class Runtime:
             config = get_config()
             if self._paused is not None or config.api_key is None:
                 self._park(envelope)
-                self._progress.set()
+                self._notify_progress()
                 continue
             self._in_flight[envelope.key] = envelope
             try:
@@ -345,7 +345,12 @@ class Runtime:
             finally:
                 self._in_flight.pop(envelope.key, None)
             await self._settle_live(envelope, result)
-            self._progress.set()
+            self._notify_progress()
+
+    def _notify_progress(self) -> None:
+        """Wake every flush waiting for the queue to empty (several may wait at once)."""
+        event, self._progress = self._progress, anyio.Event()
+        event.set()
 
     async def _settle_live(self, envelope: Envelope, result: Attempt) -> None:
         if result.verdict is Verdict.DELIVERED:
@@ -545,7 +550,6 @@ class Runtime:
             try:
                 await self._drain_once()
                 while self._queue_length() or self._in_flight:
-                    self._progress = anyio.Event()
                     await self._progress.wait()
                 await self._write_spool()
                 await self._replay_once(force=True)

@@ -414,3 +414,33 @@ def test_the_opt_in_sigterm_handler_flushes_then_chains_to_the_default(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == -signal.SIGTERM  # the default action still ran
     assert len(server.accepted) == 7
+
+
+def test_several_event_loops_in_several_threads_at_once(configured: MeteringServer) -> None:
+    keys: list[str] = []
+    outcomes: list[bool] = []
+    lock = threading.Lock()
+
+    async def loop_body(name: str) -> None:
+        for i in range(50):
+            async with revenium.session(agent=name):
+                key = revenium.report_tool_call(f"{name}-{i}", duration_ms=1).idempotency_key
+            with lock:
+                keys.append(key)
+            await asyncio.sleep(0)
+        report = await revenium.flush(timeout=20)  # awaited from each loop; blocks neither
+        outcomes.append(report.completed and report.dropped == 0)
+
+    threads = [
+        threading.Thread(target=asyncio.run, args=(loop_body(f"loop{n}"),)) for n in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    revenium.flush_sync(timeout=20)
+    assert outcomes == [True, True, True]  # concurrent flushes each finish, none times out
+    assert len(keys) == 150
+    assert set(configured.accepted) == set(keys)
+    agents = {body["agent"] for body in configured.accepted.values()}
+    assert agents == {"loop0", "loop1", "loop2"}
