@@ -17,10 +17,11 @@ shared by :func:`_begin` and :func:`_settle`.
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import attrs
 
@@ -74,7 +75,29 @@ def _begin(
     # never touches a mapping of the caller's.
     if endpoint.prepare is not None and endpoint.prepare(kwargs, call):
         call.injected_usage = True
+    if config.capture_prompts or endpoint.is_stream(kwargs):
+        # The record is built later (and a stream's estimate reads the prompt): freeze the
+        # prompt now, before the caller appends the reply and the next question to it.
+        call.request = _snapshot(kwargs)
     return call
+
+
+_PROMPT_KEYS: Final = ("messages", "input", "prompt", "instructions", "system")
+
+
+def _snapshot(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The request with its prompt copied deeply (only the prompt: files stay shared)."""
+    snapshot = dict(kwargs)
+    for key in _PROMPT_KEYS:
+        if key in snapshot:
+            try:
+                snapshot[key] = copy.deepcopy(snapshot[key])
+            except Exception:  # noqa: BLE001 - an odd object: keep the reference
+                report_internal_error(
+                    RuntimeError(f"cannot copy the {key!r} argument"), "snapshotting a prompt",
+                    reraise=False,
+                )  # fmt: skip
+    return snapshot
 
 
 def _failure_record(endpoint: Endpoint, call: CallInfo, error: BaseException) -> Record:
@@ -112,6 +135,7 @@ def _settle(endpoint: Endpoint, call: CallInfo, result: Any, *, is_async: bool) 
             submit_later(functools.partial(endpoint.record, call, None))
             return result
         if _is_raw_response(result):
+            call.ended = time.perf_counter()  # the response arrived now, whenever it is parsed
             _meter_on_parse(endpoint, call, result, is_async=is_async)
             return result
         if endpoint.accumulator is not None and endpoint.is_stream(call.request):
@@ -121,7 +145,8 @@ def _settle(endpoint: Endpoint, call: CallInfo, result: Any, *, is_async: bool) 
             return meter_stream(result, call, accumulator)
         # The record is built where it costs the caller nothing: on the runtime's thread
         # (or right now, when a listener such as revenium.testing wants it now).
-        call.ended = time.perf_counter()
+        if call.ended is None:  # a raw response parsed later keeps its arrival time
+            call.ended = time.perf_counter()
         submit_later(functools.partial(endpoint.record, call, result))
     except Exception as exc:  # noqa: BLE001 - contained: the caller still gets the result
         report_internal_error(exc, f"metering {endpoint.path}")

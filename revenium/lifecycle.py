@@ -157,6 +157,9 @@ def _after_fork_in_child() -> None:
     _mp_hook.clear()
     for module in (_diagnostics, config_module, sink):
         module.reinit_after_fork()
+    streams = sys.modules.get("revenium.streams")
+    if streams is not None:
+        streams.reinit_after_fork()
 
 
 _previous_handlers: dict[int, Any] = {}

@@ -102,6 +102,7 @@ class Runtime:
         self._drop_lock = threading.Lock()
         self._in_flight: dict[str, Envelope] = {}
         self._to_spool: list[tuple[Envelope, int]] = []
+        self._ledger_retry: list[tuple[Record, str, bytes]] = []  # rows a failed write kept
         self._paused: str | None = None
         self._probe_delay = 1.0
         self._next_probe = 0.0
@@ -256,6 +257,7 @@ class Runtime:
         self._wake = anyio.Event()
         self._wake_pending = False
         config = get_config()
+        await self._ledger_write(config)  # rows an earlier write could not store
         while self._buffer:
             records = [self._buffer.popleft() for _ in range(min(DRAIN_BATCH, len(self._buffer)))]
             envelopes: list[Envelope] = []
@@ -271,16 +273,27 @@ class Runtime:
                     ledger_rows.append((record, envelope.path, envelope.body))
                 if config.api_key is not None:
                     envelopes.append(envelope)
-            if ledger_rows and config.ledger_file is not None:
-                written = await anyio.to_thread.run_sync(
-                    self._write_ledger, config.ledger_file, ledger_rows
-                )
-                self._counts["ledger_written"] += written
-            for envelope in envelopes:
+            for envelope in envelopes:  # the API copies first: a ledger problem cannot hold them
                 self._enqueue(envelope)
+            self._ledger_retry.extend(ledger_rows)
+            await self._ledger_write(config)
             if len(self._to_spool) > SPOOL_BACKPRESSURE:
                 await self._write_spool()  # backpressure: the buffer fills instead of memory
             await anyio.lowlevel.checkpoint()
+
+    async def _ledger_write(self, config: Config) -> None:
+        """Write the rows waiting for the ledger; on failure (locked, full) keep them."""
+        if config.ledger_file is None or not self._ledger_retry:
+            return
+        rows, self._ledger_retry = self._ledger_retry, []
+        try:
+            written = await anyio.to_thread.run_sync(self._write_ledger, config.ledger_file, rows)
+        except Exception as exc:  # noqa: BLE001 - locked by another process, or full: retry
+            self._ledger_retry = rows
+            self._last_error = f"ledger: {exc!r}"
+            report_internal_error(exc, "writing the ledger", reraise=False)
+        else:
+            self._counts["ledger_written"] += written
 
     def _materialize(self, item: Pending) -> tuple[Record, Envelope] | None:
         """Build a deferred record (see ``sink.submit_later``) and encode it for the wire.
@@ -437,8 +450,14 @@ class Runtime:
             batch, self._to_spool = self._to_spool, []
             if not batch:
                 return
-            spool = await self._spool_store()
-            await anyio.to_thread.run_sync(self._add_to_spool, spool, batch)
+            try:
+                spool = await self._spool_store()
+                await anyio.to_thread.run_sync(self._add_to_spool, spool, batch)
+            except Exception:
+                # Another process holds the spool (or the write failed): keep the envelopes
+                # for the next round rather than lose them; the supervisor logs the error.
+                self._to_spool[:0] = batch
+                raise
 
     def _add_to_spool(self, spool: Spool, batch: list[tuple[Envelope, int]]) -> None:
         by_attempts: dict[int, list[Envelope]] = {}
@@ -591,12 +610,23 @@ class Runtime:
                 ledger_rows.append((record, envelope.path, envelope.body))
             if config.api_key is not None:
                 leftovers.append((envelope, 0))
+        ledger_rows = self._ledger_retry + ledger_rows
         if ledger_rows and config.ledger_file is not None:
-            self._counts["ledger_written"] += self._write_ledger(config.ledger_file, ledger_rows)
+            try:
+                self._counts["ledger_written"] += self._write_ledger(
+                    config.ledger_file, ledger_rows
+                )
+            except Exception as exc:  # noqa: BLE001 - the process is stopping: count the loss
+                self._counts["dropped"] += len(ledger_rows)
+                report_internal_error(exc, "writing the ledger at shutdown", reraise=False)
         if leftovers:
-            if self._spool is None:
-                self._spool = Spool(default_path(config.spool_directory))
-            self._add_to_spool(self._spool, leftovers)
+            try:
+                if self._spool is None:
+                    self._spool = Spool(default_path(config.spool_directory))
+                self._add_to_spool(self._spool, leftovers)
+            except Exception as exc:  # noqa: BLE001 - the process is stopping: count the loss
+                self._counts["dropped"] += len(leftovers)
+                report_internal_error(exc, "spooling at shutdown", reraise=False)
 
     def _close_stores(self) -> int:
         pending = 0

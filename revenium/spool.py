@@ -161,10 +161,19 @@ def _reason(exc: BaseException) -> str:
 
 
 def _is_storage_failure(exc: BaseException) -> bool:
-    """A broken file or disk, as opposed to a bug in what we passed (integrity, bindings)."""
+    """A broken file or disk, as opposed to a bug in what we passed (integrity, bindings).
+
+    "Locked" and "busy" are not failures of the file: another process sharing the spool
+    holds its lock. They are raised to the runtime, which keeps the rows and tries again,
+    instead of moving this process to memory for good.
+    """
+    if isinstance(exc, sqlite3.OperationalError) and any(
+        word in str(exc).lower() for word in ("locked", "busy")
+    ):
+        return False
     return isinstance(exc, OSError) or type(exc) in {
         sqlite3.DatabaseError,  # not a database, corrupt
-        sqlite3.OperationalError,  # full, I/O error, read-only, cannot open, locked
+        sqlite3.OperationalError,  # full, I/O error, read-only, cannot open
         sqlite3.InternalError,
     }
 

@@ -20,6 +20,8 @@ and its whole API keep working) and meters it from the inside:
 from __future__ import annotations
 
 import functools
+import importlib
+import os
 import sys
 import threading
 import time
@@ -48,16 +50,19 @@ class StreamMeter:
         "_feed",
         "_first_content",
         "_lock",
+        "_pid",
         "pulling",
     )
 
     def __init__(self, call: CallInfo, accumulator: Accumulator) -> None:
+        _ensure_exit_hook()
         self._call = call
         self._accumulator = accumulator
         self._feed = accumulator.feed  # bound once, called per chunk
         self._first_content: float | None = None
         self._done = False
         self._lock = threading.Lock()
+        self._pid = os.getpid()  # a forked child inherits the object, not the call
         # True while our iterator waits on the SDK's: a response close seen then is the SDK
         # ending (or failing) its own stream, which the iterator will report, not an early exit.
         self.pulling = False
@@ -81,6 +86,8 @@ class StreamMeter:
             if self._done:
                 return
             self._done = True
+        if os.getpid() != self._pid:
+            return  # the parent's stream, inherited by a fork: the parent records it
         with _open_lock:
             _open.discard(self)
         call = self._call
@@ -104,6 +111,21 @@ class StreamMeter:
     def finalize_now(self) -> None:
         """For shutdown: the caller still holds the stream; record what arrived so far."""
         self.finish()
+
+
+def _ensure_exit_hook() -> None:
+    """Load the lifecycle module (and its atexit hook) before the first stream can be left
+    open: a stream abandoned at interpreter exit is finalized there, even when no record
+    was submitted before it."""
+    if "revenium.lifecycle" not in sys.modules:
+        importlib.import_module("revenium.lifecycle")
+
+
+def reinit_after_fork() -> None:
+    """The child starts with no open streams of its own."""
+    global _open_lock  # noqa: PLW0603 - a lock held at fork time would stay locked forever
+    _open_lock = threading.Lock()
+    _open.clear()
 
 
 def finalize_open_streams() -> int:

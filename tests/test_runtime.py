@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import anyio
@@ -444,3 +445,45 @@ def test_several_event_loops_in_several_threads_at_once(configured: MeteringServ
     assert set(configured.accepted) == set(keys)
     agents = {body["agent"] for body in configured.accepted.values()}
     assert agents == {"loop0", "loop1", "loop2"}
+
+
+def test_a_ledger_locked_by_another_process_keeps_the_records_for_the_next_write(
+    tmp_path: Path,
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    revenium.configure(ledger_path=ledger)
+    revenium.report_tool_call("warm", duration_ms=1)
+    revenium.flush_sync(timeout=10)  # the ledger file exists now
+    holder = sqlite3.connect(ledger, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing, for longer than the timeout
+    for i in range(5):
+        revenium.report_tool_call(f"t{i}", duration_ms=1)
+    first = revenium.flush_sync(timeout=15)
+    holder.execute("ROLLBACK")
+    holder.close()
+    second = revenium.flush_sync(timeout=15)
+    assert first.ledger_written == 1  # only the warm-up: the five waited, not lost
+    assert second.ledger_written == 6
+    assert second.dropped == 0
+    with closing(sqlite3.connect(ledger)) as db:
+        assert db.execute("SELECT COUNT(*) FROM records").fetchone() == (6,)
+
+
+def test_a_spool_locked_by_another_process_keeps_the_envelopes_and_stays_on_disk(
+    server: MeteringServer, spool_dir: Path
+) -> None:
+    url = server.url
+    server.stop()
+    revenium.configure(api_key=KEY, base_url=url, spool_dir=spool_dir, max_retries=0)
+    revenium.report_tool_call("first", duration_ms=1)
+    revenium.flush_sync(timeout=10)  # spooled: the spool file exists now
+    holder = sqlite3.connect(default_path(spool_dir), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    for i in range(4):
+        revenium.report_tool_call(f"t{i}", duration_ms=1)
+    revenium.flush_sync(timeout=15)
+    holder.execute("ROLLBACK")
+    holder.close()
+    report = revenium.shutdown_sync(timeout=15)
+    assert report.dropped == 0
+    assert _spool_rows(spool_dir) == (5, 0)  # all on disk: the spool never fell back to memory
