@@ -123,6 +123,11 @@ class Runtime:
 
     def submit(self, record: Pending) -> None:
         """Hand a record over. Never blocks; drops (counted, loudly) only if the buffer is full."""
+        if self.closing:  # a caller that fetched this runtime just before its shutdown
+            from revenium import lifecycle  # noqa: PLC0415 - rare path
+
+            lifecycle.submit(record)  # a fresh runtime takes it
+            return
         if len(self._buffer) >= self._limit:
             self._drop(record)
             return
