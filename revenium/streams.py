@@ -27,7 +27,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Final, cast
+from typing import Any, cast
 
 from revenium._diagnostics import report_internal_error, warn_once
 from revenium.providers.base import Accumulator, CallInfo, StreamEnd
@@ -169,19 +169,6 @@ async def _async_chunks(inner: AsyncIterator[Any], meter: StreamMeter) -> AsyncI
                 yield chunk
 
 
-# An SDK closes the response in a ``finally`` while a transport error propagates; that close
-# must record the error, not a cancellation. Errors from these packages count as such.
-_SDK_MODULES: Final = ("openai", "anthropic", "google", "httpx", "httpcore", "h11", "aiohttp")
-
-
-def _propagating_error() -> BaseException | None:
-    error = sys.exc_info()[1]
-    if error is None:
-        return None
-    module = type(error).__module__.split(".", 1)[0]
-    return error if module.startswith(_SDK_MODULES) else None
-
-
 def _hook_close(stream: Any, meter: StreamMeter, *, is_async: bool) -> None:
     """Finish the meter when the stream's HTTP response is closed, by whoever closes it."""
     response = getattr(stream, "response", None)
@@ -193,8 +180,12 @@ def _hook_close(stream: Any, meter: StreamMeter, *, is_async: bool) -> None:
         original_async = cast("Callable[[], Awaitable[Any]]", found)
 
         async def aclose() -> Any:
-            if not meter.pulling:  # the SDK's own close at its end is reported by the iterator
-                meter.finish(_propagating_error())
+            # While our iterator is pulling, this is the SDK ending (or failing) its own stream,
+            # which the iterator reports, with the error if there is one. Otherwise the caller
+            # (or a helper) closed the stream early: whatever exception may be unwinding around
+            # that close is not this stream's.
+            if not meter.pulling:
+                meter.finish()
             return await original_async()
 
         response.aclose = aclose
@@ -202,8 +193,8 @@ def _hook_close(stream: Any, meter: StreamMeter, *, is_async: bool) -> None:
         original = cast("Callable[[], Any]", found)
 
         def close() -> Any:
-            if not meter.pulling:
-                meter.finish(_propagating_error())
+            if not meter.pulling:  # see aclose
+                meter.finish()
             return original()
 
         response.close = close

@@ -267,3 +267,16 @@ def test_prompt_capture_on_a_stream_records_the_text(captured: Capture) -> None:
     prompts = _only(captured).prompts
     assert prompts is not None
     assert prompts.output_response == text
+
+
+def test_an_early_exit_while_an_unrelated_sdk_error_unwinds_is_a_cancellation(
+    captured: Capture,
+) -> None:
+    wrapped = revenium.wrap(sync_client())
+    stream = wrapped.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    with pytest.raises(openai.RateLimitError), stream:  # noqa: PT012 - the block is the scenario
+        next(iter(stream))
+        wrapped.chat.completions.create(model="fail-429", messages=MESSAGES)
+    stream_record = next(r for r in captured.completions if r.is_streamed)
+    assert stream_record.stop_reason is StopReason.CANCELLED  # not the other call's ERROR
+    assert stream_record.error_reason is None
