@@ -20,12 +20,12 @@ from __future__ import annotations
 import copy
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any, Final, cast
 
 import attrs
 
-from revenium._diagnostics import report_internal_error
+from revenium._diagnostics import report_internal_error, warn_once
 from revenium.attribution import Metadata, parse_metadata
 from revenium.config import get_config
 from revenium.context import is_metered, metadata_sources
@@ -34,7 +34,7 @@ from revenium.records import CompletionRecord, Record, StopReason
 from revenium.sink import submit_later
 from revenium.streams import meter_async_stream, meter_stream
 
-__all__ = ["ClientState", "metered_async", "metered_sync"]
+__all__ = ["ClientState", "metered_async", "metered_deferred", "metered_sync"]
 
 
 @attrs.frozen
@@ -236,3 +236,96 @@ def metered_async(
 
     call.__revenium_endpoint__ = endpoint.path  # type: ignore[attr-defined]
     return call
+
+
+def metered_deferred(
+    original: Callable[..., Any], endpoint: Endpoint, state: ClientState, *, is_async: bool
+) -> Callable[..., Any]:
+    """A drop-in for a method whose result sends the request later (``Endpoint.deferred``).
+
+    The call's context (metadata, and the checks made before a paid call) is taken when the
+    method is called, at the caller's call expression; the request is timed, and its record
+    made, when the returned object sends it. An object that is never used sends nothing and
+    makes no record. The method stays synchronous on async clients, like the SDK's.
+    """
+
+    @functools.wraps(original)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        info = _start(endpoint, state, kwargs)
+        result = original(*args, **kwargs)  # sends nothing: if this raises, nothing was paid
+        if info is not None:
+            try:
+                _defer(endpoint, info, result, is_async=is_async)
+            except Exception as exc:  # noqa: BLE001 - contained: the caller still gets it
+                report_internal_error(exc, f"metering {endpoint.path}")
+        return result
+
+    call.__revenium_endpoint__ = endpoint.path  # type: ignore[attr-defined]
+    return call
+
+
+def _private_attribute(holder: object, name: str) -> str | None:
+    """The attribute ``name`` of ``holder`` as stored, private (name-mangled) names included."""
+    fields: dict[str, Any] = getattr(holder, "__dict__", {})
+    if not name.startswith("__"):
+        return name if name in fields else None
+    for cls in type(holder).__mro__:
+        mangled = f"_{cls.__name__.lstrip('_')}{name}"
+        if mangled in fields:
+            return mangled
+    return None
+
+
+def _defer(endpoint: Endpoint, call: CallInfo, holder: object, *, is_async: bool) -> None:
+    name = _private_attribute(holder, endpoint.deferred or "")
+    if name is None:
+        warn_once(
+            f"deferred-shape:{type(holder).__qualname__}",
+            "revenium: %s does not hold its request where this SDK version is known to; "
+            "requests it sends are not metered (please report the SDK version)",
+            type(holder).__qualname__,
+        )
+        return
+    request = getattr(holder, name)
+    if is_async:
+        setattr(holder, name, _DeferredSend(endpoint, call, request))
+    else:
+        setattr(holder, name, functools.partial(_send, endpoint, call, request))
+
+
+def _send(endpoint: Endpoint, call: CallInfo, request: Callable[[], Any]) -> Any:
+    call.restart()
+    try:
+        result = request()
+    except BaseException as error:
+        _failed(endpoint, call, error)
+        raise
+    return _settle(endpoint, call, result, is_async=False)
+
+
+async def _send_async(endpoint: Endpoint, call: CallInfo, request: Awaitable[Any]) -> Any:
+    call.restart()
+    try:
+        result = await request
+    except BaseException as error:
+        _failed(endpoint, call, error)
+        raise
+    return _settle(endpoint, call, result, is_async=True)
+
+
+class _DeferredSend:
+    """An awaitable sending an async deferred request, metered.
+
+    Not a coroutine made up front: a manager that is never entered must leave only the SDK's
+    own "never awaited" warning, not one of ours beside it.
+    """
+
+    __slots__ = ("_call", "_endpoint", "_request")
+
+    def __init__(self, endpoint: Endpoint, call: CallInfo, request: Awaitable[Any]) -> None:
+        self._endpoint = endpoint
+        self._call = call
+        self._request = request
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return _send_async(self._endpoint, self._call, self._request).__await__()

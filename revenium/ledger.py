@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS records (
     cache_read_tokens INTEGER,
     reasoning_tokens INTEGER,
     estimated INTEGER NOT NULL DEFAULT 0,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    provider_model_id TEXT
 );
 CREATE INDEX IF NOT EXISTS records_recorded_at ON records (recorded_at);
 """
@@ -52,9 +53,12 @@ _INSERT: Final = """
 INSERT OR IGNORE INTO records (
     idempotency_key, recorded_at, kind, endpoint, model, provider, organization_name,
     product_name, subscriber, trace_id, input_tokens, output_tokens, total_tokens,
-    cache_read_tokens, reasoning_tokens, estimated, body
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    cache_read_tokens, reasoning_tokens, estimated, body, provider_model_id
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+
+# Columns added after the first release, added to an older ledger file when it is opened.
+_ADDED_COLUMNS: Final = (("provider_model_id", "TEXT"),)
 
 _KINDS: Final = {
     "CompletionRecord": "completion",
@@ -70,10 +74,12 @@ def _row(record: Record, endpoint: str, body: bytes) -> tuple[object, ...]:
     subscriber = None
     if md.subscriber is not None:
         subscriber = md.subscriber.email or md.subscriber.id
+    model_id = None
     if isinstance(record, ToolEventRecord):
         when, model, provider = record.timestamp, record.tool_id, None
     else:
         when, model, provider = record.request_time, record.model, record.provider
+        model_id = record.provider_model_id
     tokens: tuple[int | None, ...] = (None, None, None, None, None)
     estimated = False
     if isinstance(record, CompletionRecord):
@@ -100,6 +106,7 @@ def _row(record: Record, endpoint: str, body: bytes) -> tuple[object, ...]:
         *tokens,
         int(estimated),
         body.decode("utf-8"),
+        model_id,
     )
 
 
@@ -136,6 +143,10 @@ class Ledger:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
+        present = {row[1] for row in db.execute("PRAGMA table_info(records)")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in present:
+                db.execute(f"ALTER TABLE records ADD COLUMN {name} {kind}")
         return db
 
     def write(self, batch: Sequence[tuple[Record, str, bytes]]) -> int:

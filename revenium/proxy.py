@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from revenium.attribution import Metadata, merge, parse_metadata
-from revenium.calls import ClientState, metered_async, metered_sync
+from revenium.calls import ClientState, metered_async, metered_deferred, metered_sync
 from revenium.providers import adapter_for, supported_clients
 from revenium.providers.base import Adapter
 
@@ -35,7 +35,8 @@ def _is_async_client(client: object) -> bool:
 
 
 def _install(client: Any, adapter: Adapter, state: ClientState) -> None:
-    metered = metered_async if _is_async_client(client) else metered_sync
+    is_async = _is_async_client(client)
+    metered = metered_async if is_async else metered_sync
     for endpoint in adapter.endpoints:
         *parents, name = endpoint.path.split(".")
         owner: Any = client
@@ -45,7 +46,10 @@ def _install(client: Any, adapter: Adapter, state: ClientState) -> None:
             original = getattr(owner, name)
         except AttributeError:
             continue  # an SDK version without this resource: nothing to meter there
-        setattr(owner, name, metered(original, endpoint, state))
+        if endpoint.deferred is not None:
+            setattr(owner, name, metered_deferred(original, endpoint, state, is_async=is_async))
+        else:
+            setattr(owner, name, metered(original, endpoint, state))
     for method in adapter.copy_methods:
         original_copy = getattr(client, method, None)
         if callable(original_copy):

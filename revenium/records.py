@@ -138,6 +138,9 @@ class _AICall:
     model_source: str | None = None
     operation_type: OperationType | None = None
     operation_subtype: str | None = None
+    # The platform's own id for the model when ``model`` is its normalized name (a Bedrock
+    # inference profile or ARN, a Vertex ``@`` version): local only, the wire has no field.
+    provider_model_id: str | None = None
     error_reason: str | None = None
     error_code: int | None = None
     metadata: Metadata = EMPTY

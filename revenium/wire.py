@@ -75,7 +75,9 @@ _RENAMES: Final[dict[str, str]] = {
     "time_to_first_token_ms": "timeToFirstToken",
     "duration_ms": "durationMs",
 }
-_LOCAL_ONLY: Final = frozenset({"idempotency_key", "estimated", "prompts", "metadata"})
+_LOCAL_ONLY: Final = frozenset(
+    {"idempotency_key", "estimated", "prompts", "metadata", "provider_model_id"}
+)
 
 
 def _camel(name: str) -> str:

@@ -16,12 +16,21 @@ if TYPE_CHECKING:
 __all__ = ["adapter_for", "supported_clients"]
 
 # SDK module prefix -> adapter module. Order matters only for overlapping prefixes.
-_REGISTRY: Final[tuple[tuple[str, str], ...]] = (("openai", "revenium.providers.openai"),)
+_REGISTRY: Final[tuple[tuple[str, str], ...]] = (
+    ("openai", "revenium.providers.openai"),
+    ("anthropic", "revenium.providers.anthropic"),
+)
 _SUPPORTED: Final = (
     "openai.OpenAI",
     "openai.AsyncOpenAI",
     "openai.AzureOpenAI",
     "openai.AsyncAzureOpenAI",
+    "anthropic.Anthropic",
+    "anthropic.AsyncAnthropic",
+    "anthropic.AnthropicBedrock",
+    "anthropic.AsyncAnthropicBedrock",
+    "anthropic.AnthropicVertex",
+    "anthropic.AsyncAnthropicVertex",
 )
 
 

@@ -18,6 +18,7 @@ import attrs
 
 from revenium.attribution import EMPTY, Metadata, merge
 from revenium.capture import PromptCapture
+from revenium.providers import reading as read
 from revenium.records import CompletionRecord, OperationType, Record, StopReason
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Labels",
     "StreamEnd",
     "estimate_tokens",
+    "estimated_completion",
 ]
 
 
@@ -124,6 +126,11 @@ class CallInfo:
             self._metadata = merged
         return self._metadata
 
+    def restart(self) -> None:
+        """The request is sent now, not when the call was made (a stream manager's ``with``)."""
+        self.wall = time.time()
+        self.started = time.perf_counter()
+
     def elapsed_ms(self, now: float | None = None) -> float:
         """Milliseconds from the start to ``now``, else to the call's end, else to this moment."""
         end = now if now is not None else self.ended
@@ -179,10 +186,47 @@ class CallInfo:
         """``error_code`` (the HTTP status, when there is one) and ``error_reason``."""
         status = getattr(error, "status_code", None)
         message = getattr(error, "message", None) or str(error) or type(error).__name__
+        # An error event inside a 200 stream carries the stream's status: not an error code.
+        failed = isinstance(status, int) and not isinstance(status, bool) and status >= 400
         return {
-            "error_code": status if isinstance(status, int) else None,
+            "error_code": status if failed else None,
             "error_reason": f"{type(error).__name__}: {message}",
         }
+
+
+def estimated_completion(
+    call: CallInfo,
+    end: StreamEnd,
+    *,
+    prompt: object,
+    output_chars: int,
+    stop: StopReason | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int = 0,
+    **common: Any,
+) -> CompletionRecord:
+    """A stream's record when the provider's usage did not (all) arrive: estimate, and say so.
+
+    Counts the provider did report (``input_tokens``, a partial ``output_tokens``) are kept;
+    the rest is estimated from the text, about four characters a token. The stop reason is
+    ERROR for a failure, the provider's own when it sent one, END for a stream read to its end
+    and CANCELLED for an early exit.
+    """
+    error = end.error
+    if end.failed:
+        stop = StopReason.ERROR
+    elif stop is None:
+        stop = StopReason.END if end.ended else StopReason.CANCELLED
+    return call.completion(
+        stop_reason=stop,
+        input_token_count=estimate_tokens(read.text_length(prompt))
+        if input_tokens is None
+        else input_tokens,
+        output_token_count=max(output_tokens, estimate_tokens(output_chars)),
+        estimated=True,
+        error_reason=None if error is None else f"{type(error).__name__}: {error}"[:255],
+        **common,
+    )
 
 
 def completion_failure(call: CallInfo, error: BaseException) -> Record:
@@ -230,6 +274,12 @@ class Endpoint:
     as a background response still queued); ``accumulator`` reads a streamed one;
     ``is_stream`` tells from the arguments which it is; ``prepare`` may adjust a *copy* of the
     arguments (returns True when it injected something the caller did not ask for).
+
+    ``deferred`` is for methods that send nothing themselves but return an object that sends
+    the request later (Anthropic's ``messages.stream()`` returns a manager whose ``with``
+    sends it): it names the private attribute of that object holding the request, a callable
+    (sync) or an awaitable (async). The method itself stays synchronous on async clients, as
+    the SDK's is, and the call is timed from the moment the request is sent.
     """
 
     path: str
@@ -241,6 +291,7 @@ class Endpoint:
     needs_response: bool = True  # False: the request alone makes the record (raw bytes too)
     operation: OperationType = OperationType.CHAT
     failure: Callable[[CallInfo, BaseException], Record] = completion_failure
+    deferred: str | None = None
 
 
 @attrs.frozen

@@ -32,7 +32,7 @@ from revenium.providers.base import (
     Endpoint,
     Labels,
     StreamEnd,
-    estimate_tokens,
+    estimated_completion,
 )
 from revenium.records import (
     AudioRecord,
@@ -299,23 +299,12 @@ def _estimated(
     end: StreamEnd,
 ) -> CompletionRecord:
     """No usage arrived (early exit, or an endpoint that sends none): estimate, and say so."""
-    error = end.error
-    if end.failed:
-        stop = StopReason.ERROR
-    elif finish:
-        stop = _stop(finish)
-    else:
-        stop = StopReason.END if end.ended else StopReason.CANCELLED
     request = call.request
     legacy = call.operation is OperationType.GENERATE
     prompt = request.get("prompt") if legacy else request.get("messages", request.get("input"))
-    return call.completion(
-        stop_reason=stop,
-        input_token_count=estimate_tokens(read.text_length(prompt)),
-        output_token_count=estimate_tokens(output_chars),
-        estimated=True,
-        error_reason=None if error is None else f"{type(error).__name__}: {error}"[:255],
-        **common,
+    stop = _stop(finish) if finish else None
+    return estimated_completion(
+        call, end, prompt=prompt, output_chars=output_chars, stop=stop, **common
     )
 
 
