@@ -13,6 +13,8 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
 PYTHON = "3.11"
+# Every provider SDK the adapters support, as users install them.
+TEST_EXTRAS = "dev,openai,anthropic,bedrock"
 
 
 @nox.session(python=PYTHON)
@@ -21,7 +23,7 @@ def tests(session: nox.Session) -> None:
 
     Provider SDKs come from their extras, exactly as a user installs them.
     """
-    session.install("-e", ".[dev,openai]")
+    session.install("-e", f".[{TEST_EXTRAS}]")
     session.run("pytest", *session.posargs)
 
 
@@ -36,7 +38,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict and pyright (strict) over the package and the typing tests."""
-    session.install("-e", ".[dev,openai]")
+    session.install("-e", f".[{TEST_EXTRAS}]")
     session.run("mypy")
     session.run("pyright")
 
@@ -51,12 +53,12 @@ def docs(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """The README's main job: an offline demo that meters real SDK clients."""
-    session.install("-e", ".[openai]")
+    session.install("-e", ".[openai,anthropic]")
     session.run("revenium", "demo", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks; figures go to docs/benchmarks.md (see benchmarks/README.md)."""
-    session.install("-e", ".[dev,openai]")
+    session.install("-e", f".[{TEST_EXTRAS}]")
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -78,9 +78,10 @@ def normalize_model(model: str) -> str:
     match = _BEDROCK_ID.match(name)
     if match is not None:
         stripped = match.group("name")
-        name = stripped if stripped not in _LEGACY else name.split("anthropic.", 1)[1]
-    name = name.split("@", 1)[0]
-    return name or model
+        return stripped if stripped not in _LEGACY else name.split("anthropic.", 1)[1]
+    if name is not model:
+        return model  # an ARN that names no model (an application inference profile)
+    return model.split("@", 1)[0] or model
 
 
 def _model_fields(call: CallInfo, reported: object) -> dict[str, Any]:
