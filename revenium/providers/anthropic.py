@@ -203,10 +203,13 @@ def _prompts(call: CallInfo, output: str | None) -> PromptCapture | None:
     if not call.capture_prompts:
         return None
     request = call.request
-    messages = request.get("messages")
+    found = request.get("messages")
+    messages: list[object] | None = None
+    if isinstance(found, Iterable) and not isinstance(found, str | bytes):
+        messages = list(cast("Iterable[object]", found))
     return capture(
         system_prompt=_system_text(request.get("system")),
-        messages=list(messages) if isinstance(messages, Iterable) else None,
+        messages=messages,
         output_response=output,
         limit=call.capture_limit,
     )

@@ -84,3 +84,41 @@ async def wrapped_async_clients() -> None:
     assert_type(client, openai.AsyncOpenAI)
     stream = await client.chat.completions.create(model="m", messages=[], stream=True)
     assert_type(stream, openai.AsyncStream[ChatCompletionChunk])
+
+
+def wrapped_anthropic_clients() -> None:
+    import anthropic
+    from anthropic.lib.bedrock import AnthropicBedrock
+    from anthropic.lib.streaming import MessageStream, MessageStreamManager
+    from anthropic.lib.vertex import AnthropicVertex
+    from anthropic.types import Message, RawMessageStreamEvent
+
+    client = revenium.wrap(anthropic.Anthropic(api_key="k"))
+    assert_type(client, anthropic.Anthropic)
+    message = client.messages.create(model="m", max_tokens=1, messages=[])
+    assert_type(message, Message)
+    events = client.messages.create(model="m", max_tokens=1, messages=[], stream=True)
+    assert_type(events, anthropic.Stream[RawMessageStreamEvent])
+    manager = client.messages.stream(model="m", max_tokens=1, messages=[])
+    assert_type(manager, MessageStreamManager[None])
+    with manager as stream:
+        assert_type(stream, MessageStream[None])
+    bedrock = revenium.wrap(AnthropicBedrock(aws_region="us-east-1"))
+    assert_type(bedrock, AnthropicBedrock)
+    assert_type(revenium.unwrap(bedrock), AnthropicBedrock)
+    assert_type(revenium.wrap(AnthropicVertex(region="r", project_id="p")), AnthropicVertex)
+
+
+async def wrapped_async_anthropic_clients() -> None:
+    from anthropic.lib.bedrock import AsyncAnthropicBedrock
+    from anthropic.lib.vertex import AsyncAnthropicVertex
+    from anthropic.types import Message
+
+    client = revenium.wrap(AsyncAnthropicBedrock(aws_region="us-east-1"))
+    assert_type(client, AsyncAnthropicBedrock)
+    message = await client.messages.create(model="m", max_tokens=1, messages=[])
+    assert_type(message, Message)
+    async with client.messages.stream(model="m", max_tokens=1, messages=[]) as stream:
+        assert_type(await stream.get_final_text(), str)
+    vertex = revenium.wrap(AsyncAnthropicVertex(region="r", project_id="p"))
+    assert_type(vertex, AsyncAnthropicVertex)
