@@ -28,7 +28,10 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from revenium.providers._anthropic_standin import AnthropicBackend
 
 __all__ = [
     "AZURE_FIRST_CHUNK_HEADER",
@@ -464,7 +467,9 @@ class _Handler(BaseHTTPRequestHandler):
             parsed = json.loads(raw) if raw else None
         record = {"method": method, "path": self.path, "body": parsed, "headers": headers}
         server.standin.requests.append(record)
-        reply = server.standin.backend.handle(method, self.path, headers, raw)
+        anthropic = server.standin.anthropic
+        backend = anthropic if anthropic.serves(self.path) else server.standin.backend
+        reply = backend.handle(method, self.path, headers, raw)
         self.send_response(reply.status)
         self.send_header("content-type", reply.content_type)
         for name, value in reply.headers.items():
@@ -485,11 +490,20 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class StandInServer:
-    """``with StandInServer() as server:``, then ``OpenAI(base_url=server.base_url, ...)``."""
+    """``with StandInServer() as server:``, then ``OpenAI(base_url=server.base_url, ...)``.
+
+    It also answers the Anthropic Messages API routes (direct, Bedrock and Vertex shapes; see
+    ``_anthropic_standin``), so one loopback server serves both SDKs:
+    ``Anthropic(base_url=server.origin, ...)``.
+    """
 
     def __init__(self, *, port: int = 0) -> None:
+        # Imported here: that module builds on this one's Reply.
+        from revenium.providers._anthropic_standin import AnthropicBackend  # noqa: PLC0415
+
         self.requests: list[dict[str, Any]] = []
         self.backend = Backend()
+        self.anthropic: AnthropicBackend = AnthropicBackend()
         self._port = port
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -517,6 +531,11 @@ class StandInServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._port}/v1"
+
+    @property
+    def origin(self) -> str:
+        """The server root: the ``base_url`` for Anthropic and Bedrock clients (Vertex: + /v1)."""
+        return f"http://127.0.0.1:{self._port}"
 
     def __enter__(self) -> StandInServer:
         return self.start()
