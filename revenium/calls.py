@@ -102,10 +102,15 @@ def _snapshot(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _failure_record(endpoint: Endpoint, call: CallInfo, error: BaseException) -> Record:
     record = endpoint.failure(call, error)
-    if not isinstance(error, Exception) and isinstance(record, CompletionRecord):
+    if not isinstance(record, CompletionRecord):
+        return record
+    changes: dict[str, Any] = {}
+    if not isinstance(error, Exception):
         # cancellation, KeyboardInterrupt, exit: the caller stopped, the provider did not fail
-        record = attrs.evolve(record, stop_reason=StopReason.CANCELLED, error_code=None)
-    return record
+        changes.update(stop_reason=StopReason.CANCELLED, error_code=None)
+    if endpoint.is_stream(call.request):
+        changes["is_streamed"] = True  # a stream the provider refused is still a stream call
+    return attrs.evolve(record, **changes) if changes else record
 
 
 def _failed(endpoint: Endpoint, call: CallInfo, error: BaseException) -> None:

@@ -33,6 +33,7 @@ from revenium.providers.base import (
     StreamEnd,
     estimated_completion,
 )
+from revenium.providers.makers import client_host, host_matches, model_maker
 from revenium.records import OperationType, Record, StopReason
 
 __all__ = ["ADAPTER", "normalize_model"]
@@ -48,6 +49,11 @@ _PLATFORMS: Final[tuple[tuple[str, str], ...]] = (
     ("GoogleCloud", "Google"),
     ("Foundry", "Foundry"),
 )
+# The Anthropic SDK pointed elsewhere (``base_url``): hosts with an Anthropic-compatible API.
+_HOSTS: Final[tuple[tuple[str, str, str | None], ...]] = (
+    ("api.anthropic.com", "ANTHROPIC", "ANTHROPIC"),
+    ("api.deepseek.com", "DEEPSEEK", "DEEPSEEK"),
+)
 
 
 def _labels(client: Any) -> Labels:
@@ -55,7 +61,12 @@ def _labels(client: Any) -> Labels:
     for fragment, provider in _PLATFORMS:
         if any(fragment in name for name in names):
             return Labels(provider, "ANTHROPIC")
-    return Labels("ANTHROPIC", "ANTHROPIC")
+    host = client_host(client)
+    for suffix, provider, source in _HOSTS:
+        if host_matches(host, suffix):
+            return Labels(provider, source, maker=model_maker)
+    # A gateway or a compatible server: named by its host, the maker read from the model.
+    return Labels(host or "unknown", None, maker=model_maker)
 
 
 # ----------------------------------------------------------------------------- model names
@@ -85,11 +96,17 @@ def normalize_model(model: str) -> str:
 
 
 def _model_fields(call: CallInfo, reported: object) -> dict[str, Any]:
-    """``model`` (Anthropic's name) and, when the platform's id differs, ``provider_model_id``."""
-    requested = call.requested_model()
-    model = normalize_model(read.text(reported) or requested)
-    platform_id = requested if normalize_model(requested) != requested else None
-    return {"model": model, "provider_model_id": platform_id}
+    """``model`` (Anthropic's name) and, for a platform's model id, ``provider_model_id``.
+
+    The platform id is the ``model`` argument as the caller passed it (before any configured
+    alias): a Bedrock id, inference profile or ARN, or a Vertex ``@`` version.
+    """
+    model = normalize_model(read.text(reported) or call.requested_model())
+    argument = read.text(call.request.get(call.model_argument))
+    is_platform_id = argument is not None and (
+        argument.startswith("arn:") or normalize_model(argument) != argument
+    )
+    return {"model": model, "provider_model_id": argument if is_platform_id else None}
 
 
 # ----------------------------------------------------------------------------- usage
@@ -224,14 +241,15 @@ def _message_record(call: CallInfo, message: Any) -> Record | None:
     found = getattr(message, "content", None)
     blocks: list[Any] = found if read.is_list(found) else []
     texts = [t for b in blocks if getattr(b, "type", None) == "text" and (t := read.text(b.text))]
-    tool = any(_is_tool_block(getattr(b, "type", None)) for b in blocks)
+    stop = getattr(message, "stop_reason", None)
+    tool = stop == "tool_use" or any(_is_tool_block(getattr(b, "type", None)) for b in blocks)
     return call.completion(
         **_model_fields(call, getattr(message, "model", None)),
         duration_ms=call.elapsed_ms(),
         operation_type=_operation(call, tool=tool),
         transaction_id=read.text(getattr(message, "id", None)),
         prompts=_prompts(call, "".join(texts) or None),
-        **_stop_fields(getattr(message, "stop_reason", None)),
+        **_stop_fields(stop),
         **_tokens(_merged((getattr(message, "usage", None),))),
     )
 
@@ -289,7 +307,7 @@ class _MessageAccumulator:
             "operation_type": _operation(call, tool=self._tool or self._stop == "tool_use"),
             "transaction_id": self._id,
             "is_streamed": True,
-            "prompts": _prompts(call, "".join(self._parts) if self._parts is not None else None),
+            "prompts": _prompts(call, "".join(self._parts or ()) or None),
         }
         tokens = _tokens(_merged((self._start, self._delta)))
         if self._delta is not None:  # the final usage arrived: exact
@@ -299,6 +317,9 @@ class _MessageAccumulator:
         started = self._start is not None
         for name in ("input_token_count", "output_token_count", "total_token_count"):
             del tokens[name]
+        cache = (tokens["cache_read_token_count"] or 0) + (
+            tokens["cache_creation_token_count"] or 0
+        )
         request = call.request
         return estimated_completion(
             call,
@@ -307,6 +328,7 @@ class _MessageAccumulator:
             output_chars=self._chars,
             input_tokens=read.opt_count(read.field(self._start, "input_tokens")),
             output_tokens=read.count(read.field(self._start, "output_tokens")),
+            counted_beside=cache if started else 0,
             **common,
             **(tokens if started else {}),
         )

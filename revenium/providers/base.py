@@ -203,12 +203,14 @@ def estimated_completion(
     stop: StopReason | None = None,
     input_tokens: int | None = None,
     output_tokens: int = 0,
+    counted_beside: int = 0,
     **common: Any,
 ) -> CompletionRecord:
     """A stream's record when the provider's usage did not (all) arrive: estimate, and say so.
 
     Counts the provider did report (``input_tokens``, a partial ``output_tokens``) are kept;
-    the rest is estimated from the text, about four characters a token. The stop reason is
+    the rest is estimated from the text, about four characters a token. ``counted_beside`` is
+    what the total counts besides input and output (Anthropic's cache traffic). The stop reason is
     ERROR for a failure, the provider's own when it sent one, END for a stream read to its end
     and CANCELLED for an early exit.
     """
@@ -217,12 +219,14 @@ def estimated_completion(
         stop = StopReason.ERROR
     elif stop is None:
         stop = StopReason.END if end.ended else StopReason.CANCELLED
+    if input_tokens is None:
+        input_tokens = estimate_tokens(read.text_length(prompt))
+    output_tokens = max(output_tokens, estimate_tokens(output_chars))
     return call.completion(
         stop_reason=stop,
-        input_token_count=estimate_tokens(read.text_length(prompt))
-        if input_tokens is None
-        else input_tokens,
-        output_token_count=max(output_tokens, estimate_tokens(output_chars)),
+        input_token_count=input_tokens,
+        output_token_count=output_tokens,
+        total_token_count=input_tokens + output_tokens + counted_beside,
         estimated=True,
         error_reason=None if error is None else f"{type(error).__name__}: {error}"[:255],
         **common,
@@ -309,8 +313,17 @@ class Adapter:
     hints: Callable[[Any], Mapping[str, Any]] = attrs.field(default=lambda client: {})
 
     def handles(self, client: object) -> bool:
-        """Whether ``client`` belongs to this provider's SDK (by module, no SDK import)."""
-        module = type(client).__module__
+        """Whether ``client`` is (or subclasses) a supported client class of this SDK.
+
+        Read from the class and its bases by name and module, so the SDK is never imported:
+        a resource, a response object or another client class of the same SDK is refused.
+        """
+        return any(
+            cls.__name__ in self.supported and self._in_sdk(cls.__module__)
+            for cls in type(client).__mro__
+        )
+
+    def _in_sdk(self, module: str) -> bool:
         return any(module == m or module.startswith(m + ".") for m in self.client_modules)
 
 

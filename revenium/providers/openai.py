@@ -34,6 +34,7 @@ from revenium.providers.base import (
     StreamEnd,
     estimated_completion,
 )
+from revenium.providers.makers import client_host, host_matches, model_maker
 from revenium.records import (
     AudioRecord,
     BillingUnit,
@@ -62,42 +63,15 @@ _HOSTS: Final[tuple[tuple[str, str, bool], ...]] = (
     ("api.deepseek.com", "DEEPSEEK", True),
     ("openrouter.ai", "OPENROUTER", True),
 )
-# model-name prefix -> the model's maker, for hosts that serve other makers' models
-_MAKERS: Final[tuple[tuple[str, str], ...]] = (
-    ("gpt-", "OPENAI"),
-    ("o1", "OPENAI"),
-    ("o3", "OPENAI"),
-    ("o4", "OPENAI"),
-    ("text-embedding", "OPENAI"),
-    ("dall-e", "OPENAI"),
-    ("whisper", "OPENAI"),
-    ("tts-", "OPENAI"),
-    ("claude", "ANTHROPIC"),
-    ("gemini", "GOOGLE"),
-    ("gemma", "GOOGLE"),
-    ("grok", "XAI"),
-    ("llama", "META"),
-    ("mistral", "MISTRAL"),
-    ("mixtral", "MISTRAL"),
-    ("deepseek", "DEEPSEEK"),
-    ("qwen", "ALIBABA"),
-    ("sonar", "PERPLEXITY"),
-)
 _FIRST_PARTY: Final = {"OPENAI": "OPENAI", "Azure": "OPENAI", "XAI": "XAI", "DEEPSEEK": "DEEPSEEK"}
-
-
-def model_maker(model: str) -> str | None:
-    """The maker of a model from its name (``anthropic/claude-...`` too), or ``None``."""
-    name = model.lower().rsplit("/", 1)[-1]
-    return next((maker for prefix, maker in _MAKERS if name.startswith(prefix)), None)
 
 
 def _labels(client: Any) -> Labels:
     url = str(getattr(client, "base_url", "") or "")
-    host = (urlsplit(url).hostname or "").lower()
+    host = client_host(client)
     is_azure = "Azure" in type(client).__name__
     for suffix, provider, accepts_usage in _HOSTS:
-        if host == suffix or host.endswith("." + suffix):
+        if host_matches(host, suffix):
             inject = accepts_usage and (provider != "Azure" or _azure_accepts_usage(client))
             source = _FIRST_PARTY.get(provider)
             return Labels(provider, source, inject_stream_usage=inject, maker=model_maker)
@@ -279,7 +253,7 @@ class _ChatAccumulator:
             "operation_type": operation,
             "transaction_id": self._id,
             "is_streamed": True,
-            "prompts": _prompts(call, "".join(self._parts) if self._parts is not None else None),
+            "prompts": _prompts(call, "".join(self._parts or ()) or None),
         }
         if self._usage is not None:
             return call.completion(stop_reason=_stop(self._finish), **common,

@@ -117,3 +117,36 @@ def test_each_client_class_is_labelled_by_its_platform(make: object, provider: s
     state = wrapped._revenium_state
     assert (state.labels.provider, state.labels.model_source) == (provider, "ANTHROPIC")
     assert revenium.unwrap(wrapped) is client
+
+
+@pytest.mark.parametrize(
+    ("base_url", "provider", "model_source"),
+    [
+        ("https://api.anthropic.com", "ANTHROPIC", "ANTHROPIC"),
+        ("https://api.deepseek.com/anthropic", "DEEPSEEK", "DEEPSEEK"),
+        ("https://llm-gateway.internal.example", "llm-gateway.internal.example", None),
+    ],
+)
+def test_the_anthropic_sdk_pointed_elsewhere_is_labelled_by_host(
+    base_url: str, provider: str, model_source: str | None
+) -> None:
+    client = Anthropic(
+        api_key="k", base_url=base_url, http_client=httpx2.Client(transport=_transport())
+    )
+    labels = revenium.wrap(client)._revenium_state.labels
+    assert (labels.provider, labels.model_source) == (provider, model_source)
+    # a gateway's maker comes from the model's name
+    assert (
+        labels.model_source or (labels.maker and labels.maker("claude-sonnet-4-6")) == "ANTHROPIC"
+    )
+
+
+def test_objects_of_the_sdk_that_are_not_clients_are_refused() -> None:
+    from anthropic.types import Usage
+
+    client = Anthropic(api_key="k", http_client=httpx2.Client(transport=_transport()))
+    for thing in (client.messages, Usage(input_tokens=1, output_tokens=1)):
+        with pytest.raises(
+            TypeError, match=r"does not support .*supported clients: .*AnthropicBedrock"
+        ):
+            revenium.wrap(thing)
