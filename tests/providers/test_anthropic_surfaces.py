@@ -113,7 +113,7 @@ def expect_plain(record: CompletionRecord, platform: Platform, n: int) -> None:
     assert (record.error_code, record.error_reason) == (None, None)
 
 
-# -- non-streamed surfaces --------------------------------------------------------------------------
+# -- non-streamed surfaces -------------------------------------------------------------------------
 
 
 class Answer(pydantic.BaseModel):
