@@ -27,8 +27,9 @@ import attrs
 
 from revenium._diagnostics import report_internal_error, warn_once
 from revenium.attribution import Metadata, parse_metadata
-from revenium.config import get_config
+from revenium.config import Config, get_config
 from revenium.context import is_metered, metadata_sources
+from revenium.errors import BudgetExceededError
 from revenium.providers.base import CallInfo, Endpoint, Labels
 from revenium.records import CompletionRecord, Record, StopReason
 from revenium.sink import submit_later
@@ -45,14 +46,26 @@ class ClientState:
     labels: Labels
     metadata: Metadata
     hints: Mapping[str, Any]
+    model_name: Callable[[str], str] = str  # the adapter's normalization (Bedrock ids...)
 
 
 def _begin(
-    endpoint: Endpoint, state: ClientState, kwargs: dict[str, Any], raw_call_metadata: object
+    endpoint: Endpoint,
+    state: ClientState,
+    kwargs: dict[str, Any],
+    raw_call_metadata: object,
+    *,
+    may_wait: bool,
 ) -> CallInfo | None:
-    """Everything before the provider call; ``None`` when this call is not metered."""
+    """Everything before the provider call; ``None`` when this call is not metered.
+
+    Raises :class:`BudgetExceededError` when a cost control blocks the call (checked for calls
+    that selective metering skips, too).
+    """
     config = get_config()
-    if not is_metered(selective=config.selective_metering):
+    metered = is_metered(selective=config.selective_metering)
+    checked = config.circuit_breaker_enabled and not config.bypass
+    if not metered and not checked:
         return None
     call_metadata = parse_metadata(
         cast("Mapping[str, object] | None", raw_call_metadata),
@@ -71,6 +84,10 @@ def _begin(
         client_hints=state.hints,
         model_aliases=config.model_aliases,
     )
+    if checked:
+        _enforce(config, state, call, may_wait=may_wait)
+    if not metered:
+        return None
     # ``kwargs`` is the wrapper's own dict (built by the call's ``**kwargs``): adjusting it
     # never touches a mapping of the caller's.
     if endpoint.prepare is not None and endpoint.prepare(kwargs, call):
@@ -80,6 +97,41 @@ def _begin(
         # prompt now, before the caller appends the reply and the next question to it.
         call.request = _snapshot(kwargs)
     return call
+
+
+def _enforce(config: Config, state: ClientState, call: CallInfo, *, may_wait: bool) -> None:
+    """The cost-control check (:mod:`revenium.enforcement`), loaded only when it is enabled."""
+    from revenium import enforcement  # noqa: PLC0415 - only with cost controls on
+    from revenium.rules import CallFacts  # noqa: PLC0415
+
+    def facts() -> CallFacts:
+        md = call.metadata
+        subscriber = md.subscriber
+        credential = subscriber.credential if subscriber is not None else None
+        return CallFacts(
+            model=state.model_name(call.requested_model()),
+            provider=state.labels.provider,
+            agent=md.agent,
+            task_type=md.task_type,
+            product=md.product_name,
+            organization=md.organization_name,
+            subscriber_id=subscriber.id if subscriber is not None else None,
+            subscriber_email=subscriber.email if subscriber is not None else None,
+            credential_name=credential.name if credential is not None else md.credential_alias,
+            credential_value=credential.value if credential is not None else None,
+        )
+
+    enforcement.check(config, facts, may_wait=may_wait)
+
+
+async def _await_first_rules(config: Config) -> None:
+    """Closed fail mode, before the first rules: wait for them without blocking the loop."""
+    if config.bypass:
+        return
+    from revenium import enforcement  # noqa: PLC0415 - only with cost controls on
+
+    if enforcement.needs_first_fetch(config):
+        await enforcement.wait_first_fetch(config)
 
 
 _PROMPT_KEYS: Final = ("messages", "input", "prompt", "instructions", "system")
@@ -107,7 +159,7 @@ def _failure_record(endpoint: Endpoint, call: CallInfo, error: BaseException) ->
     changes: dict[str, Any] = {}
     if not isinstance(error, Exception):
         # cancellation, KeyboardInterrupt, exit: the caller stopped, the provider did not fail
-        changes.update(stop_reason=StopReason.CANCELLED, error_code=None)
+        changes.update(stop_reason=StopReason.CANCELLED, error_code=None, error_reason=None)
     if endpoint.is_stream(call.request):
         changes["is_streamed"] = True  # a stream the provider refused is still a stream call
     return attrs.evolve(record, **changes) if changes else record
@@ -191,11 +243,15 @@ def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(inspect.unwrap(fn))
 
 
-def _start(endpoint: Endpoint, state: ClientState, kwargs: dict[str, Any]) -> CallInfo | None:
+def _start(
+    endpoint: Endpoint, state: ClientState, kwargs: dict[str, Any], *, may_wait: bool = True
+) -> CallInfo | None:
     # The seed SDK's per-call keyword is ours: the provider never sees it, metered or not.
     raw_call_metadata = kwargs.pop("usage_metadata", None)
     try:
-        return _begin(endpoint, state, kwargs, raw_call_metadata)
+        return _begin(endpoint, state, kwargs, raw_call_metadata, may_wait=may_wait)
+    except BudgetExceededError:
+        raise  # the one exception metering raises on purpose: before anything was sent
     except Exception as exc:  # noqa: BLE001 - an SDK bug must not cost the caller the call
         report_internal_error(exc, f"preparing {endpoint.path}")
         return None
@@ -229,7 +285,10 @@ def metered_async(
 
     @functools.wraps(original)
     async def call(*args: Any, **kwargs: Any) -> Any:
-        info = _start(endpoint, state, kwargs)
+        config = get_config()
+        if config.cb_fail_mode == "closed" and config.circuit_breaker_enabled:
+            await _await_first_rules(config)
+        info = _start(endpoint, state, kwargs, may_wait=False)
         if info is None:
             return await original(*args, **kwargs)
         try:
@@ -256,7 +315,8 @@ def metered_deferred(
 
     @functools.wraps(original)
     def call(*args: Any, **kwargs: Any) -> Any:
-        info = _start(endpoint, state, kwargs)
+        # On an async client this runs on the event loop: it must not wait for the rules.
+        info = _start(endpoint, state, kwargs, may_wait=not is_async)
         result = original(*args, **kwargs)  # sends nothing: if this raises, nothing was paid
         if info is not None:
             try:

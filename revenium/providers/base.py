@@ -228,7 +228,8 @@ def estimated_completion(
         output_token_count=output_tokens,
         total_token_count=input_tokens + output_tokens + counted_beside,
         estimated=True,
-        error_reason=None if error is None else f"{type(error).__name__}: {error}"[:255],
+        # a cancellation is the caller's doing, not an error: no reason, as for a close()
+        error_reason=f"{type(error).__name__}: {error}"[:255] if end.failed else None,
         **common,
     )
 
@@ -311,6 +312,7 @@ class Adapter:
     clone: Callable[[Any], Any]
     copy_methods: tuple[str, ...] = ("copy", "with_options")
     hints: Callable[[Any], Mapping[str, Any]] = attrs.field(default=lambda client: {})
+    model_name: Callable[[str], str] = str  # a platform's model id -> the maker's name
 
     def handles(self, client: object) -> bool:
         """Whether ``client`` is (or subclasses) a supported client class of this SDK.
