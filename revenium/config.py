@@ -141,6 +141,7 @@ class Config:
     enforcement_base_url: str | None = None
     cb_poll_interval_seconds: float = 60.0
     cb_fail_mode: FailMode = "open"
+    cb_startup_wait_seconds: float = 2.0
     cache_dir: Path | None = None
     timeout_seconds: float = 10.0
     connect_timeout_seconds: float = 5.0
@@ -222,6 +223,7 @@ def _parse_flag(raw: str, variable: str) -> bool:
 # Numeric settings: (type, minimum). The environment and configure() enforce the same limits.
 _NUMBERS: Final[dict[str, tuple[type[int] | type[float], float]]] = {
     "cb_poll_interval_seconds": (float, 1),
+    "cb_startup_wait_seconds": (float, 0),
     "timeout_seconds": (float, 0.1),
     "connect_timeout_seconds": (float, 0.1),
     "shutdown_timeout_seconds": (float, 0),
@@ -342,6 +344,11 @@ _ENV_SPEC: Final[tuple[tuple[str, str, Callable[[str, str], Any]], ...]] = (
         _number("cb_poll_interval_seconds"),
     ),
     ("cb_fail_mode", "REVENIUM_CB_FAIL_MODE", _parse_fail_mode),
+    (
+        "cb_startup_wait_seconds",
+        "REVENIUM_CB_STARTUP_WAIT_SECONDS",
+        _number("cb_startup_wait_seconds"),
+    ),
     ("cache_dir", "REVENIUM_CACHE_DIR", _as_path),
     ("timeout_seconds", "REVENIUM_METERING_TIMEOUT_SECONDS", _number("timeout_seconds")),
     (
@@ -542,6 +549,11 @@ def configure(**overrides: object) -> Config:
     with _lock:
         base = _current[0] if _current else Config.from_env()
         config = attrs.evolve(base, **cast("dict[str, Any]", converted))
+        if converted.get("circuit_breaker_enabled") is True and config.team_id is None:
+            raise ValueError(
+                "configure(): cost controls need a team id to fetch their rules: pass "
+                "team_id=... (or set REVENIUM_TEAM_ID)"
+            )
         _activate(config)
     return config
 

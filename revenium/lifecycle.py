@@ -13,10 +13,12 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 import anyio.to_thread
+import attrs
 
 from revenium import _diagnostics, sink
 from revenium import config as config_module
@@ -31,6 +33,7 @@ __all__ = [
     "install_signal_handler",
     "shutdown",
     "shutdown_sync",
+    "spawn",
     "statistics",
     "submit",
 ]
@@ -70,14 +73,26 @@ def submit(record: Pending) -> None:
     runtime.submit(record)
 
 
+def spawn(name: str, task: Callable[[], Any]) -> None:
+    """Run ``task`` in this process's runtime (starting it), supervised, until shutdown."""
+    runtime = _runtime()
+    assert runtime is not None
+    runtime.spawn(name, task)
+
+
 def statistics() -> Statistics:
     """Delivery counters of this process's runtime (the last one, after a shutdown)."""
     runtime = _runtime(create=False) or (
         _last[0] if _last and _last[0].pid == os.getpid() else None
     )
     if runtime is None:
-        return Statistics(internal_errors=internal_error_count())
-    return runtime.statistics()
+        stats = Statistics(internal_errors=internal_error_count())
+    else:
+        stats = runtime.statistics()
+    enforcement = sys.modules.get("revenium.enforcement")
+    if enforcement is not None:
+        stats = attrs.evolve(stats, blocked=enforcement.blocked_count())
+    return stats
 
 
 def _timeout(timeout: float | None) -> float:
@@ -157,9 +172,10 @@ def _after_fork_in_child() -> None:
     _mp_hook.clear()
     for module in (_diagnostics, config_module, sink):
         module.reinit_after_fork()
-    streams = sys.modules.get("revenium.streams")
-    if streams is not None:
-        streams.reinit_after_fork()
+    for name in ("revenium.streams", "revenium.enforcement"):
+        loaded = sys.modules.get(name)
+        if loaded is not None:
+            loaded.reinit_after_fork()
 
 
 _previous_handlers: dict[int, Any] = {}

@@ -67,6 +67,7 @@ def _rewrapping(
             labels=adapter.labels(fresh),
             metadata=state.metadata,
             hints=adapter.hints(fresh),
+            model_name=adapter.model_name,
         )
         _install(fresh, adapter, fresh_state)
         return fresh
@@ -101,6 +102,7 @@ def wrap(client: T, *, metadata: Mapping[str, object] | Metadata | None = None) 
             labels=adapter.labels(client),
             metadata=extra,
             hints=adapter.hints(client),
+            model_name=adapter.model_name,
         ),
     )
     return cast("T", clone)

@@ -32,6 +32,7 @@ class Statistics:
     retried: int = 0
     internal_errors: int = 0
     paused: str | None = None
+    blocked: int = 0  # calls a cost control refused before the provider saw them (no record)
 
 
 @attrs.frozen

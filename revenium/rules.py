@@ -125,6 +125,13 @@ class RuleFeed:
         return {str(r.rule_id): r for r in self.rules if r.rule_id is not None}
 
     @functools.cached_property
+    def inert(self) -> bool:
+        """Nothing here can block or warn: the check can skip building the call's facts."""
+        return not self.call_rules and not (
+            self.department_blocks or self.department_candidates or self.department_warnings
+        )
+
+    @functools.cached_property
     def call_rules(self) -> tuple[Rule, ...]:
         """The rules evaluated per call: neither department nor shadow-mode rules."""
         return tuple(r for r in self.rules if not r.is_department_rule and not r.shadow_mode)

@@ -136,6 +136,12 @@ class Runtime:
             self._wake_pending = True
             self._loop.call_soon_threadsafe(self._wake_now)
 
+    def spawn(self, name: str, task: Callable[[], Any]) -> None:
+        """Run ``task`` in the runtime's task group, supervised (the cost-control poller)."""
+        loop = self._loop
+        assert loop is not None
+        loop.call_soon_threadsafe(self._task_group.start_soon, self._supervise, name, task)
+
     def _drop(self, record: Pending) -> None:
         with self._drop_lock:
             self._counts["dropped"] += 1

@@ -398,4 +398,5 @@ ADAPTER: Final = Adapter(
     endpoints=(*_endpoints("messages"), *_endpoints("beta.messages")),
     labels=_labels,
     clone=_clone,
+    model_name=normalize_model,
 )
