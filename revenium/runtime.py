@@ -140,7 +140,11 @@ class Runtime:
         """Run ``task`` in the runtime's task group, supervised (the cost-control poller)."""
         loop = self._loop
         assert loop is not None
-        loop.call_soon_threadsafe(self._task_group.start_soon, self._supervise, name, task)
+
+        async def start() -> None:  # start_soon must be called from inside the loop's tasks
+            self._task_group.start_soon(self._supervise, name, task)
+
+        asyncio.run_coroutine_threadsafe(start(), loop)
 
     def _drop(self, record: Pending) -> None:
         with self._drop_lock:
