@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,10 +32,18 @@ def clean_sdk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     config.reset_config()
     _diagnostics.reset_warnings()
+    _reset_cost_controls()
     yield
     lifecycle.shutdown_sync(timeout=5)  # each test leaves no runtime thread behind
+    _reset_cost_controls()  # after the runtime (and its rule poller) stopped
     config.reset_config()
     _diagnostics.set_strict(False)
     sink.set_delivery(None)
     for listener in sink.listeners():
         sink.remove_listener(listener)
+
+
+def _reset_cost_controls() -> None:
+    enforcement = sys.modules.get("revenium.enforcement")
+    if enforcement is not None:
+        enforcement.reset()
