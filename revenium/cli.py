@@ -21,9 +21,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"revenium {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
-        "demo", help="meter real OpenAI SDK calls against a local stand-in and print them"
+        "demo",
+        help="meter real OpenAI and Anthropic SDK calls against a local stand-in, print them",
     )
-    demo.add_argument("--live", action="store_true", help="call the real API (OPENAI_API_KEY)")
+    demo.add_argument(
+        "--live", action="store_true", help="call the real APIs (OPENAI_API_KEY, ANTHROPIC_API_KEY)"
+    )
     demo.add_argument("--ledger", type=Path, help="the ledger file (default: a temporary one)")
     return parser
 

@@ -1,9 +1,12 @@
 """``revenium demo``: the main job, run offline in a few seconds.
 
-It wraps real ``openai`` clients (sync and async), points them at a stand-in OpenAI-compatible
-server it starts on 127.0.0.1, makes chat, streaming and embedding calls inside sessions that
-say who each call was for, meters them into a local ledger, and prints what was recorded: one
-line per call, then the totals. With ``--live`` and ``OPENAI_API_KEY`` it calls the real API.
+It wraps real ``openai`` clients (sync and async), points them at a stand-in server it starts on
+127.0.0.1, makes chat, streaming and embedding calls inside sessions that say who each call was
+for, then does the same with a real ``anthropic`` client (a message and a ``messages.stream()``)
+against the same server. It meters everything into a local ledger and prints what was recorded:
+one line per call, then the totals. The Anthropic part is skipped, with a line saying how to
+install it, when the ``anthropic`` SDK is not installed. With ``--live`` and ``OPENAI_API_KEY``
+it calls the real APIs, Anthropic's only when ``ANTHROPIC_API_KEY`` is set too.
 
 The demo never sends anything to a Revenium account, even if a key is configured: its records
 go to a ledger file of its own (``--ledger`` to choose it).
@@ -24,6 +27,7 @@ from revenium import sink
 from revenium.records import CompletionRecord
 
 if TYPE_CHECKING:
+    from anthropic.types import MessageParam
     from openai.types.chat import ChatCompletionMessageParam
 
     from revenium.records import Record
@@ -32,6 +36,15 @@ MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "system", "content": "You are a concise support assistant."},
     {"role": "user", "content": "My invoice shows two charges for March. Why?"},
 ]
+ANTHROPIC_MODEL = "claude-haiku-4-5"
+ANTHROPIC_MESSAGES: list[MessageParam] = [
+    {"role": "user", "content": "My invoice shows two charges for March. Why?"}
+]
+ANTHROPIC_INSTALL = "pip install 'revenium[anthropic]'"
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 def _line(record: Record) -> str:
@@ -49,14 +62,14 @@ def _line(record: Record) -> str:
 
 
 def _calls(base_url: str | None, api_key: str, models: tuple[str, str], out: TextIO) -> None:
-    import openai  # noqa: PLC0415 - the demo's one provider, loaded when it runs
+    import openai  # noqa: PLC0415 - each provider is loaded when its part runs
 
     chat_model, embedding_model = models
     client = revenium.wrap(
         openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0),
         metadata={"product_name": "support-assistant"},
     )
-    with revenium.session(organization_name="Acme Corp", subscriber={"id": "u-17"}):
+    with client, revenium.session(organization_name="Acme Corp", subscriber={"id": "u-17"}):
         client.chat.completions.create(model=chat_model, messages=MESSAGES)
         # A host revenium does not know is not asked for stream usage on the caller's behalf;
         # asking explicitly, as here, makes the record exact instead of estimated.
@@ -81,6 +94,35 @@ def _calls(base_url: str | None, api_key: str, models: tuple[str, str], out: Tex
     asyncio.run(async_calls())
 
 
+def _anthropic_calls(base_url: str | None, api_key: str, out: TextIO) -> None:
+    import anthropic  # noqa: PLC0415 - each provider is loaded when its part runs
+
+    client = revenium.wrap(
+        anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0),
+        metadata={"product_name": "support-assistant"},
+    )
+    system = "You are a concise support assistant."
+    with client, revenium.session(organization_name="Initech", subscriber={"id": "u-42"}):
+        client.messages.create(
+            model=ANTHROPIC_MODEL, max_tokens=200, system=system, messages=ANTHROPIC_MESSAGES
+        )
+        with client.messages.stream(
+            model=ANTHROPIC_MODEL, max_tokens=200, system=system, messages=ANTHROPIC_MESSAGES
+        ) as stream:
+            text = "".join(stream.text_stream)
+        print(f"            streamed reply: {text!r}", file=out)
+
+
+def _anthropic_part(base_url: str | None, api_key: str | None, out: TextIO) -> None:
+    print("anthropic SDK:", file=out)
+    if not _installed("anthropic"):
+        print(f"  skipped: the anthropic SDK is not installed ({ANTHROPIC_INSTALL})", file=out)
+    elif api_key is None:
+        print("  skipped: --live calls Anthropic only when ANTHROPIC_API_KEY is set", file=out)
+    else:
+        _anthropic_calls(base_url, api_key, out)
+
+
 def _totals(ledger: Path, out: TextIO) -> None:
     db = sqlite3.connect(ledger)
     try:
@@ -97,7 +139,7 @@ def _totals(ledger: Path, out: TextIO) -> None:
 
 def run(out: TextIO, *, live: bool = False, ledger: Path | None = None) -> int:
     """Run the demo; returns the process exit code."""
-    if importlib.util.find_spec("openai") is None:
+    if not _installed("openai"):
         print("revenium demo needs the openai SDK: pip install 'revenium[openai]'", file=out)
         return 1
     if live and not os.environ.get("OPENAI_API_KEY"):
@@ -114,14 +156,20 @@ def run(out: TextIO, *, live: bool = False, ledger: Path | None = None) -> int:
     sink.add_listener(show)
     try:
         print("Metered calls (kind, provider, model, for whom, tokens):", file=out)
+        if not live:
+            print("(offline: the stand-in server's host, 127.0.0.1, is the provider)", file=out)
+        print("openai SDK:", file=out)
+        models = ("gpt-4o-mini", "text-embedding-3-small")
         if live:
-            _calls(None, os.environ["OPENAI_API_KEY"], ("gpt-4o-mini", "text-embedding-3-small"),
-                   out)  # fmt: skip
+            _calls(None, os.environ["OPENAI_API_KEY"], models, out)
+            _anthropic_part(None, os.environ.get("ANTHROPIC_API_KEY") or None, out)
         else:
             from revenium.providers._openai_standin import StandInServer  # noqa: PLC0415
 
             with StandInServer() as server:
-                _calls(server.base_url, "sk-demo", ("gpt-4o-mini", "text-embedding-3-small"), out)
+                _calls(server.base_url, "sk-demo", models, out)
+                # Anthropic clients take the server root (their paths start with /v1 already).
+                _anthropic_part(server.origin, "sk-ant-demo", out)
         report = revenium.shutdown_sync(timeout=10)
     finally:
         sink.remove_listener(show)

@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS records (
     reasoning_tokens INTEGER,
     estimated INTEGER NOT NULL DEFAULT 0,
     body TEXT NOT NULL,
-    provider_model_id TEXT
+    provider_model_id TEXT,
+    cache_creation_tokens INTEGER
 );
 CREATE INDEX IF NOT EXISTS records_recorded_at ON records (recorded_at);
 """
@@ -53,12 +54,12 @@ _INSERT: Final = """
 INSERT OR IGNORE INTO records (
     idempotency_key, recorded_at, kind, endpoint, model, provider, organization_name,
     product_name, subscriber, trace_id, input_tokens, output_tokens, total_tokens,
-    cache_read_tokens, reasoning_tokens, estimated, body, provider_model_id
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    cache_read_tokens, reasoning_tokens, estimated, body, provider_model_id, cache_creation_tokens
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 # Columns added after the first release, added to an older ledger file when it is opened.
-_ADDED_COLUMNS: Final = (("provider_model_id", "TEXT"),)
+_ADDED_COLUMNS: Final = (("provider_model_id", "TEXT"), ("cache_creation_tokens", "INTEGER"))
 
 _KINDS: Final = {
     "CompletionRecord": "completion",
@@ -74,7 +75,7 @@ def _row(record: Record, endpoint: str, body: bytes) -> tuple[object, ...]:
     subscriber = None
     if md.subscriber is not None:
         subscriber = md.subscriber.email or md.subscriber.id
-    model_id = None
+    model_id = cache_writes = None
     if isinstance(record, ToolEventRecord):
         when, model, provider = record.timestamp, record.tool_id, None
     else:
@@ -92,6 +93,7 @@ def _row(record: Record, endpoint: str, body: bytes) -> tuple[object, ...]:
             record.reasoning_token_count,
         )
         estimated = record.estimated
+        cache_writes = record.cache_creation_token_count
     return (
         record.idempotency_key,
         format_timestamp(when),
@@ -107,6 +109,7 @@ def _row(record: Record, endpoint: str, body: bytes) -> tuple[object, ...]:
         int(estimated),
         body.decode("utf-8"),
         model_id,
+        cache_writes,
     )
 
 
