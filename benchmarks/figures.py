@@ -901,6 +901,85 @@ def _top_functions(wrapped: dict[Any, Any], plain: dict[Any, Any], units: int, t
     }
 
 
+# --------------------------------------------------------------------- 11. cost-control check
+
+
+def enforcement_check(params: Params) -> Result:
+    """The pre-call cost-control check with ``rules`` rules in force, per call.
+
+    The rules are realistic and none blocks the measured call (it is allowed, so every rule is
+    evaluated): each filters on another model, half also on an organization. The call's facts
+    come from a 3-field session, as in a real call. This is the whole per-call price of cost
+    controls; the poller works on the runtime's thread.
+    """
+    import revenium  # noqa: PLC0415
+    from revenium import enforcement  # noqa: PLC0415
+    from revenium.attribution import EMPTY  # noqa: PLC0415
+    from revenium.config import get_config  # noqa: PLC0415
+    from revenium.context import metadata_sources  # noqa: PLC0415
+    from revenium.rules import CallFacts, parse_feed  # noqa: PLC0415
+
+    _configure(params, circuit_breaker_enabled=True, team_id="bench", cb_poll_interval_seconds=3600)
+    # Each rule names another model; with ``same_model`` every rule names the call's model
+    # and another organization instead (the worst case: all of them are evaluated).
+    same = params.get("same_model", False)
+    rules = [
+        {
+            "ruleId": i,
+            "name": f"cap {i}",
+            "action": "BLOCK",
+            "breached": True,
+            "filters": [
+                {
+                    "dimension": "MODEL",
+                    "operator": "IS",
+                    "value": "gpt-4o-mini" if same else f"m-{i}",
+                },
+                {
+                    "dimension": "ORGANIZATION",
+                    "operator": "IS",
+                    "value": f"org-{i}" if same else "Acme",
+                },
+            ],
+        }
+        for i in range(params["rules"])
+    ]
+    config = get_config()
+    enforcement._adopt(config)  # noqa: SLF001 - install a feed without a server
+    enforcement._install(  # noqa: SLF001
+        enforcement.Snapshot(parse_feed({"rules": rules}), time.time(), "bench")
+    )
+    enforcement._state.poller_alive = True  # noqa: SLF001 - no poller: the feed stays as set
+    n = params["n"]
+    with revenium.session(organization_name="Acme", product_name="bot", subscriber={"id": "u1"}):
+        # as in a wrapped call: no client or per-call metadata, the session's scope
+        sources = metadata_sources(client=EMPTY, call=EMPTY)
+
+        def facts() -> CallFacts:
+            md = sources[0]
+            for source in sources[1:]:
+                md = revenium.attribution.merge(md, source)
+            return CallFacts(
+                model="gpt-4o-mini",
+                provider="OPENAI",
+                organization=md.organization_name,
+                product=md.product_name,
+                subscriber_id=md.subscriber.id if md.subscriber else None,
+            )
+
+        check = enforcement.check
+        for _ in range(min(n, 1_000)):  # warm-up
+            check(config, facts, may_wait=False)
+        samples: list[float] = []
+        block = max(1, n // 20)
+        for _ in range(20):
+            t0 = time.perf_counter()
+            for _ in range(block):
+                check(config, facts, may_wait=False)
+            samples.append((time.perf_counter() - t0) / block * 1e6)
+    return {"n": n, "rules": params["rules"], "check_us": samples}
+
+
 FIGURES: dict[str, Callable[[Params], Result]] = {
     "handoff": handoff,
     "throughput": throughput,
@@ -912,6 +991,7 @@ FIGURES: dict[str, Callable[[Params], Result]] = {
     "import_time": import_time,
     "openai_overhead": openai_overhead,
     "openai_profile": openai_profile,
+    "enforcement_check": enforcement_check,
 }
 
 

@@ -339,6 +339,15 @@ def plan(*, scale: int, api: str, openai_url: str) -> list[Job]:
             "shutdown_flush",
             {"base_url": api, "n": 10_000 // scale, "timeout": None},
         ),
+        *(
+            Job(f"check_{rules}", "enforcement_check", {"rules": rules, "n": 20_000 // scale})
+            for rules in (0, 10, 1_000)
+        ),
+        Job(
+            "check_1000_same",
+            "enforcement_check",
+            {"rules": 1_000, "n": 2_000 // scale, "same_model": True},
+        ),
     ]
 
 
@@ -682,6 +691,26 @@ def rows_for(res: dict[str, list[Result]]) -> list[Row]:
             verdict(None),
         ),
     ]
+    for key, label in (
+        ("check_0", "11a. Cost-control check before a call, no rules in force"),
+        ("check_10", "11b. The same, 10 rules in force, each naming another model"),
+        ("check_1000", "11c. The same, 1,000 rules in force, each naming another model"),
+        ("check_1000_same", "11d. 1,000 rules all naming the call's model (all evaluated)"),
+    ):
+        checks = pooled(res.get(key, []), "check_us")
+        rows.append(
+            Row(
+                label + "; none blocks",
+                f"{fmt(median(checks), 2)} µs" if checks else "failed",
+                quartiles(checks) if checks else "",
+                "microseconds: inside the ≤ 15 µs per call bar"
+                if key != "check_1000_same"
+                else "no bar (a pathological feed)",
+                (verdict(median(checks) <= 15) if key != "check_1000_same" else verdict(None))
+                if checks
+                else "failed",
+            )
+        )
     return rows + openai_rows(res)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -120,21 +121,16 @@ class RuleFeed:
     department_candidates: Mapping[str, tuple[Candidate, ...]] = MappingProxyType({})
 
     @functools.cached_property
-    def by_id(self) -> Mapping[str, Rule]:
-        """Rules by id (as text), for the department maps that name them."""
-        return {str(r.rule_id): r for r in self.rules if r.rule_id is not None}
-
-    @functools.cached_property
     def inert(self) -> bool:
         """Nothing here can block or warn: the check can skip building the call's facts."""
-        return not self.call_rules and not (
+        return not self.rules and not (
             self.department_blocks or self.department_candidates or self.department_warnings
         )
 
     @functools.cached_property
-    def call_rules(self) -> tuple[Rule, ...]:
-        """The rules evaluated per call: neither department nor shadow-mode rules."""
-        return tuple(r for r in self.rules if not r.is_department_rule and not r.shadow_mode)
+    def index(self) -> RuleIndex:
+        """The rules compiled for the per-call check (built once per feed, on first use)."""
+        return RuleIndex.build(self.rules)
 
 
 EMPTY_FEED: Final = RuleFeed()
@@ -321,6 +317,7 @@ def normalize_email(email: str) -> str:
 _DATED: Final = re.compile(r"(?:-\d{4}-\d{2}-\d{2}|-\d{8}|-latest)$")
 
 
+@functools.lru_cache(maxsize=4096)  # a process calls few models: normalize each once
 def model_family(model: str) -> str:
     """A model name without its snapshot date or ``-latest`` alias (and ``maker/`` prefix).
 
@@ -380,44 +377,150 @@ def _normal(dimension: str, value: str) -> str:
 
 
 _Test = Callable[[str, str], bool]
-_OPERATORS: Final[Mapping[str, _Test]] = {
-    "IS": lambda subject, value: subject == value,
-    "IN": lambda subject, value: subject == value,
+_TEXT_TESTS: Final[Mapping[str, _Test]] = {
     "CONTAINS": lambda subject, value: value in subject,
     "STARTS_WITH": lambda subject, value: subject.startswith(value),
     "ENDS_WITH": lambda subject, value: subject.endswith(value),
 }
+_DIMENSIONS: Final = frozenset(
+    {"MODEL", "PROVIDER", "AGENT", "TASK_TYPE", "PRODUCT", "ORGANIZATION", "SUBSCRIBER",
+     "CREDENTIAL"}
+)  # fmt: skip
 
 
-def _filter_matches(flt: Filter, facts: CallFacts) -> bool:
-    dimension = flt.dimension.upper()
-    operator = flt.operator.upper()
-    subjects = _subjects(dimension, facts)
-    if operator == "IN" and flt.values:
-        values = flt.values
-    else:
-        values = (flt.value,) if flt.value is not None else flt.values
-    wanted = [_normal(dimension, v) for v in values if v]
-    if subjects is None or not wanted or (operator != "IS_NOT" and operator not in _OPERATORS):
-        return True  # cannot be evaluated here: the rule stays in force
-    if operator == "IS_NOT":
-        return not any(s == w for s in subjects for w in wanted)
-    if not subjects:
-        return False  # no value for this dimension: only IS_NOT matches
-    if dimension == "MODEL" and operator not in {"IS", "IN"}:  # text tests on the name itself
-        subjects = ((facts.model or "").lower(),)
-        wanted = [v.lower() for v in values if v]
-    test = _OPERATORS[operator]
-    return any(test(s, w) for s in subjects for w in wanted)
+@attrs.frozen
+class _Condition:
+    """One filter, its values normalized once, when the feed is compiled."""
+
+    dimension: str
+    operator: str  # IS (IN too), IS_NOT, or a text test
+    wanted: frozenset[str]
+    text: tuple[str, ...]  # the values for text tests (a model's raw name, lower-cased)
+
+    @classmethod
+    def compile(cls, flt: Filter) -> _Condition | None:
+        """``None`` for a filter this version cannot evaluate: it keeps its rule in force."""
+        dimension, operator = flt.dimension.upper(), flt.operator.upper()
+        if operator == "IN" and flt.values:
+            values = flt.values
+        else:
+            values = (flt.value,) if flt.value is not None else flt.values
+        values = tuple(v for v in values if v)
+        known = operator in {"IS", "IN", "IS_NOT"} or operator in _TEXT_TESTS
+        if dimension not in _DIMENSIONS or not known or not values:
+            return None
+        wanted = frozenset(_normal(dimension, v) for v in values)
+        text = tuple(v.lower() for v in values) if dimension == "MODEL" else tuple(wanted)
+        return cls(dimension, "IS" if operator == "IN" else operator, wanted, text)
+
+    def matches(self, subjects: _Subjects) -> bool:
+        found = subjects.of(self.dimension)
+        if self.operator == "IS_NOT":
+            return self.wanted.isdisjoint(found)
+        if not found:
+            return False  # no value for this dimension: only IS_NOT matches
+        if self.operator == "IS":
+            return not self.wanted.isdisjoint(found)
+        if self.dimension == "MODEL":  # text tests read the name as given, not its family
+            found = subjects.model_text
+        test = _TEXT_TESTS[self.operator]
+        return any(test(s, w) for s in found for w in self.text)
 
 
-def _applies(rule: Rule, facts: CallFacts) -> bool:
-    if rule.credential is not None and rule.credential not in {
-        facts.credential_name,
-        facts.credential_value,
-    }:
-        return False
-    return all(_filter_matches(f, facts) for f in rule.filters)
+@attrs.frozen
+class _Compiled:
+    position: int
+    rule: Rule
+    tests: tuple[_Condition, ...]
+
+    def applies(self, subjects: _Subjects) -> bool:
+        rule = self.rule
+        if rule.credential is not None and rule.credential not in subjects.credentials:
+            return False
+        return all(test.matches(subjects) for test in self.tests)
+
+
+@attrs.frozen
+class RuleIndex:
+    """Per-call rules, indexed by one value each must match.
+
+    Most rules name what they limit (``MODEL IS gpt-4o``, ``ORGANIZATION IS Acme``). Each rule
+    is filed under its most selective ``IS``/``IN`` condition (the one whose values the fewest
+    rules share), so a call looks up its own values and evaluates only rules that can apply to
+    it, plus the rules with no such condition: a thousand rules cost about what ten do. Rules
+    that can never block or warn (department and shadow-mode rules, pooled rules within
+    budget) are left out.
+    """
+
+    buckets: Mapping[tuple[str, str], tuple[_Compiled, ...]]
+    dimensions: tuple[str, ...]  # the dimensions some bucket is keyed by
+    anywhere: tuple[_Compiled, ...]
+    by_id: Mapping[str, _Compiled]
+
+    @classmethod
+    def build(cls, rules: tuple[Rule, ...]) -> RuleIndex:
+        compiled: list[_Compiled] = []
+        by_id: dict[str, _Compiled] = {}
+        for position, rule in enumerate(rules):
+            tests = tuple(t for f in rule.filters if (t := _Condition.compile(f)) is not None)
+            entry = _Compiled(position, rule, tests)
+            if rule.rule_id is not None:
+                by_id.setdefault(str(rule.rule_id), entry)
+            grouped = bool(rule.group_breakdown or rule.group_by)
+            if rule.is_department_rule or rule.shadow_mode:
+                continue
+            if grouped or rule.breached or rule.blocked:  # else: a pooled rule within budget
+                compiled.append(entry)
+        shared = Counter(
+            (t.dimension, v) for c in compiled for t in c.tests if t.operator == "IS"
+            for v in t.wanted
+        )  # fmt: skip
+        buckets: dict[tuple[str, str], list[_Compiled]] = {}
+        anywhere: list[_Compiled] = []
+        for entry in compiled:
+            keyed = [t for t in entry.tests if t.operator == "IS"]
+            if not keyed:
+                anywhere.append(entry)
+                continue
+            best = min(keyed, key=lambda t: sum(shared[(t.dimension, v)] for v in t.wanted))
+            for value in best.wanted:
+                buckets.setdefault((best.dimension, value), []).append(entry)
+        return cls(
+            buckets={k: tuple(v) for k, v in buckets.items()},
+            dimensions=tuple(sorted({dimension for dimension, _ in buckets})),
+            anywhere=tuple(anywhere),
+            by_id=by_id,
+        )
+
+    def candidates(self, subjects: _Subjects) -> tuple[_Compiled, ...]:
+        """The rules that may apply to this call, in the feed's order."""
+        found: list[_Compiled] = []
+        for dimension in self.dimensions:
+            for value in subjects.of(dimension):
+                found.extend(self.buckets.get((dimension, value), ()))
+        if not found:
+            return self.anywhere
+        found.extend(self.anywhere)
+        return tuple(sorted(set(found), key=lambda c: c.position))
+
+
+class _Subjects:
+    """A call's values per dimension, normalized once per check (and only when asked)."""
+
+    __slots__ = ("_cache", "credentials", "facts", "family", "model_text")
+
+    def __init__(self, facts: CallFacts) -> None:
+        self.facts = facts
+        self.family = model_family(facts.model) if facts.model else None
+        self.model_text = (facts.model.lower(),) if facts.model else ()
+        self.credentials = {facts.credential_name, facts.credential_value} - {None}
+        self._cache: dict[str, tuple[str, ...]] = {}
+
+    def of(self, dimension: str) -> tuple[str, ...]:
+        found = self._cache.get(dimension)
+        if found is None:
+            found = self._cache[dimension] = _subjects(dimension, self.facts) or ()
+        return found
 
 
 def _expired(rule: Rule, now: datetime) -> bool:
@@ -451,13 +554,16 @@ def _blocks(rule: Rule) -> bool:
 
 def evaluate(feed: RuleFeed, facts: CallFacts, now: datetime) -> Outcome:
     """The rules' verdict on one call (pure: the same inputs give the same outcome)."""
+    subjects = _Subjects(facts)
     blocking: Rule | None = None
     warnings: list[Rule] = []
-    for rule in feed.call_rules:
-        if not _applies(rule, facts) or _expired(rule, now) or not _tripped(rule, facts):
+    for compiled in feed.index.candidates(subjects):
+        rule = compiled.rule
+        if _expired(rule, now) or not _tripped(rule, facts) or not compiled.applies(subjects):
             continue
         if _blocks(rule):
-            blocking = blocking or rule
+            if blocking is None:
+                blocking = rule
         else:
             warnings.append(rule)
     if (
@@ -465,17 +571,17 @@ def evaluate(feed: RuleFeed, facts: CallFacts, now: datetime) -> Outcome:
         and facts.subscriber_email
         and (feed.department_blocks or feed.department_candidates or feed.department_warnings)
     ):
-        blocking = _department(feed, facts, now, warnings)
+        blocking = _department(feed, subjects, now, warnings)
     if blocking is None and not warnings:
         return ALLOW
     return Outcome(blocking, tuple(warnings))
 
 
 def _department(
-    feed: RuleFeed, facts: CallFacts, now: datetime, warnings: list[Rule]
+    feed: RuleFeed, subjects: _Subjects, now: datetime, warnings: list[Rule]
 ) -> Rule | None:
     """Department budgets: the server names, per subscriber email, the rules that block."""
-    email = normalize_email(facts.subscriber_email or "")
+    email = normalize_email(subjects.facts.subscriber_email or "")
     found: list[tuple[RuleId, str]] = []
     if email in feed.department_blocks:
         found.append((feed.department_blocks[email], "BLOCK"))
@@ -487,8 +593,11 @@ def _department(
     if email in feed.department_warnings:
         found.append((feed.department_warnings[email], "WARN"))
     for rule_id, tier in found:
-        rule = feed.by_id.get(str(rule_id)) or Rule(rule_id=rule_id, breached=True)
-        if rule.shadow_mode or _expired(rule, now) or not _applies(rule, facts):
+        compiled = feed.index.by_id.get(str(rule_id))
+        if compiled is None:  # named by the map only: it blocks, unconditionally
+            compiled = _Compiled(-1, Rule(rule_id=rule_id, breached=True), ())
+        rule = compiled.rule
+        if rule.shadow_mode or _expired(rule, now) or not compiled.applies(subjects):
             continue
         if tier == "BLOCK" and _blocks(rule):
             return rule
