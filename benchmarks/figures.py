@@ -917,7 +917,8 @@ def enforcement_check(params: Params) -> Result:
     from revenium.attribution import EMPTY  # noqa: PLC0415
     from revenium.config import get_config  # noqa: PLC0415
     from revenium.context import metadata_sources  # noqa: PLC0415
-    from revenium.rules import CallFacts, parse_feed  # noqa: PLC0415
+    from revenium.rule_check import CallFacts  # noqa: PLC0415
+    from revenium.rules import parse_feed  # noqa: PLC0415
 
     _configure(params, circuit_breaker_enabled=True, team_id="bench", cb_poll_interval_seconds=3600)
     # Each rule names another model; with ``same_model`` every rule names the call's model

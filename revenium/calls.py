@@ -102,7 +102,7 @@ def _begin(
 def _enforce(config: Config, state: ClientState, call: CallInfo, *, may_wait: bool) -> None:
     """The cost-control check (:mod:`revenium.enforcement`), loaded only when it is enabled."""
     from revenium import enforcement  # noqa: PLC0415 - only with cost controls on
-    from revenium.rules import CallFacts  # noqa: PLC0415
+    from revenium.rule_check import CallFacts  # noqa: PLC0415
 
     def facts() -> CallFacts:
         md = call.metadata

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -40,13 +41,12 @@ import attrs
 from revenium._diagnostics import logger, report_internal_error, warn_once
 from revenium.config import Config, get_config
 from revenium.errors import BudgetExceededError
+from revenium.rule_check import CallFacts, evaluate
 from revenium.rules import (
     EMPTY_FEED,
-    CallFacts,
     MalformedFeedError,
     Rule,
     RuleFeed,
-    evaluate,
     normalize_email,
     parse_feed,
 )
@@ -79,7 +79,7 @@ class _State:
         self.poller_alive = False
         self.refresh_requested = False
         self.blocked = 0
-        self.warned: set[tuple[str, str]] = set()
+        self.warned: set[tuple[str, str, str]] = set()
 
 
 _state = _State()
@@ -135,7 +135,9 @@ def check(config: Config, facts: Callable[[], CallFacts], *, may_wait: bool) -> 
         report_internal_error(exc, "checking cost-control rules", reraise=False)
         return
     for rule in outcome.warnings:
-        _warn(rule)
+        _once(rule, "warning", f"calls are allowed, the rule's action is {rule.action}")
+    for rule in outcome.shadowed:
+        _once(rule, "shadow", "it is in shadow mode: it would block this call, which goes ahead")
     if outcome.blocking is not None:
         with _state.lock:
             _state.blocked += 1
@@ -203,23 +205,23 @@ def _error(rule: Rule, call: CallFacts) -> BudgetExceededError:
     )
 
 
-def _warn(rule: Rule) -> None:
-    """WARN_ONLY, THROTTLE and NOTIFY rules log once per rule and window, never per call."""
-    key = (str(rule.rule_id or rule.name), str(rule.window_end or rule.resets_at))
+def _once(rule: Rule, kind: str, consequence: str) -> None:
+    """Rules that do not block are logged once per rule and window, never per call."""
+    key = (kind, str(rule.rule_id or rule.name), str(rule.window_end or rule.resets_at))
     if key in _state.warned:
         return
     with _state.lock:
         if key in _state.warned:
             return
         _state.warned.add(key)
-    logger.warning(
-        "revenium: cost-control rule %r (%s) is over its threshold (%s of %s); calls are "
-        "allowed, the rule's action is %s",
-        rule.name or rule.rule_id,
+    logger.log(
+        logging.WARNING if kind == "warning" else logging.INFO,
+        "revenium: cost-control rule %r (id %s) is over its threshold (%s of %s); %s",
+        rule.name,
         rule.rule_id,
         rule.current_value,
         rule.threshold,
-        rule.action,
+        consequence,
     )
 
 
