@@ -936,9 +936,11 @@ def enforcement_check(params: Params) -> Result:
                     "operator": "IS",
                     "value": "gpt-4o-mini" if same else f"m-{i}",
                 },
+                # in the worst case the organization is tested by prefix, which the index
+                # cannot key on: every rule is filed under the call's model, all evaluated
                 {
                     "dimension": "ORGANIZATION",
-                    "operator": "IS",
+                    "operator": "STARTS_WITH" if same else "IS",
                     "value": f"org-{i}" if same else "Acme",
                 },
             ],

@@ -102,14 +102,17 @@ def _begin(
 def _enforce(config: Config, state: ClientState, call: CallInfo, *, may_wait: bool) -> None:
     """The cost-control check (:mod:`revenium.enforcement`), loaded only when it is enabled."""
     from revenium import enforcement  # noqa: PLC0415 - only with cost controls on
+    from revenium.providers.makers import model_maker  # noqa: PLC0415
     from revenium.rule_check import CallFacts  # noqa: PLC0415
 
     def facts() -> CallFacts:
         md = call.metadata
         subscriber = md.subscriber
         credential = subscriber.credential if subscriber is not None else None
+        model = state.model_name(call.requested_model())
         return CallFacts(
-            model=state.model_name(call.requested_model()),
+            model=model,
+            model_uncertain=state.labels.deployment_names and model_maker(model) is None,
             provider=state.labels.provider,
             agent=md.agent,
             task_type=md.task_type,

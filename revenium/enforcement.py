@@ -41,13 +41,12 @@ import attrs
 from revenium._diagnostics import logger, report_internal_error, warn_once
 from revenium.config import Config, get_config
 from revenium.errors import BudgetExceededError
-from revenium.rule_check import CallFacts, evaluate
+from revenium.rule_check import CallFacts, evaluate, own_entry
 from revenium.rules import (
     EMPTY_FEED,
     MalformedFeedError,
     Rule,
     RuleFeed,
-    normalize_email,
     parse_feed,
 )
 
@@ -78,6 +77,7 @@ class _State:
         self.config_seen: Config | None = None
         self.poller_alive = False
         self.refresh_requested = False
+        self.waited = False  # closed mode waits for the first rules once, not per call
         self.blocked = 0
         self.warned: set[tuple[str, str, str]] = set()
 
@@ -118,8 +118,9 @@ def check(config: Config, facts: Callable[[], CallFacts], *, may_wait: bool) -> 
     snapshot = _state.snapshot
     if snapshot is None:
         if config.cb_fail_mode == "closed":
-            if may_wait and config.cb_startup_wait_seconds > 0:
+            if may_wait and _should_wait(config):
                 _state.loaded.wait(config.cb_startup_wait_seconds)
+                _state.waited = True
                 snapshot = _state.snapshot
             if snapshot is None:
                 _refuse_unloaded(config)
@@ -146,10 +147,15 @@ def check(config: Config, facts: Callable[[], CallFacts], *, may_wait: bool) -> 
 
 def needs_first_fetch(config: Config) -> bool:
     """An async call in closed mode should first wait for the rules (without blocking)."""
+    return config.cb_fail_mode == "closed" and _state.snapshot is None and _should_wait(config)
+
+
+def _should_wait(config: Config) -> bool:
+    """Wait for the first fetch once; never when it cannot happen (settings missing)."""
     return (
-        config.cb_fail_mode == "closed"
-        and _state.snapshot is None
+        not _state.waited
         and config.cb_startup_wait_seconds > 0
+        and _missing_settings(config) is None
     )
 
 
@@ -161,6 +167,7 @@ async def wait_first_fetch(config: Config) -> None:
         _start_poller()
     loaded = _state.loaded
     await anyio.to_thread.run_sync(loaded.wait, config.cb_startup_wait_seconds)
+    _state.waited = True
 
 
 def _refuse_unloaded(config: Config) -> None:
@@ -187,13 +194,9 @@ def _error(rule: Rule, call: CallFacts) -> BudgetExceededError:
     if rule.deny_message:
         message += f". {rule.deny_message}"
     current = rule.current_value
-    if rule.group_breakdown:  # a grouped rule: the caller's own standing
-        keys = {call.subscriber_id, call.subscriber_email}
-        if call.subscriber_email:
-            keys.add(normalize_email(call.subscriber_email))
-        for entry in rule.group_breakdown:
-            if entry.group_value in keys and entry.current_value is not None:
-                current = entry.current_value
+    entry = own_entry(rule, call) if rule.group_breakdown else None
+    if entry is not None and entry.current_value is not None:
+        current = entry.current_value  # a grouped rule: the caller's own standing
     return BudgetExceededError(
         message,
         rule_name=rule.name,
@@ -236,21 +239,23 @@ def _adopt(config: Config) -> None:
             _state.key = key
             _state.snapshot = None
             _state.loaded = threading.Event()
-            _state.refresh_requested = True
+            _state.waited = False
             missing = _missing_settings(config)
             if missing is not None:
                 logger.error(
                     "revenium: cost controls are enabled but %s is not set, so no rules can be "
-                    "fetched; calls are %s",
+                    "fetched; calls are checked against the rules saved in REVENIUM_CACHE_DIR "
+                    "if any, otherwise %s",
                     missing,
                     "refused (REVENIUM_CB_FAIL_MODE=closed)"
                     if config.cb_fail_mode == "closed"
-                    else "not checked",
+                    else "allowed",
                 )
             disk = _load_mirror(config)
             if disk is not None:
                 _install(disk)
         _state.config_seen = config
+        _state.refresh_requested = True  # a new team, or bypass lifted: fetch now
 
 
 def _install(snapshot: Snapshot) -> None:

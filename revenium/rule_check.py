@@ -26,7 +26,7 @@ import attrs
 
 from revenium.rules import Filter, GroupEntry, Rule, RuleFeed, RuleId, normalize_email
 
-__all__ = ["CallFacts", "Outcome", "RuleIndex", "evaluate", "model_family"]
+__all__ = ["CallFacts", "Outcome", "RuleIndex", "evaluate", "model_family", "own_entry"]
 
 
 @attrs.frozen
@@ -43,6 +43,8 @@ class CallFacts:
     subscriber_email: str | None = None
     credential_name: str | None = None
     credential_value: str | None = None
+    # ``model`` may be a deployment's name (Azure, no alias): model filters cannot be judged
+    model_uncertain: bool = False
 
 
 @attrs.frozen
@@ -86,10 +88,17 @@ _PROVIDER_ALIASES: Final = {
 }
 
 
+def _model_key(name: str) -> str:
+    """A rule's model: its family (``gpt-4o``), or one snapshot exactly when it names one."""
+    exact = name.strip().lower().rsplit("/", 1)[-1]
+    family = model_family(name)
+    return family if family == exact else "=" + exact
+
+
 def _normal(dimension: str, value: str) -> str:
     """How a value compares: a model by its family, an email trimmed, everything without case."""
     if dimension == "MODEL":
-        return model_family(value)
+        return _model_key(value)
     if dimension == "SUBSCRIBER":
         return normalize_email(value)
     if dimension == "PROVIDER":
@@ -100,9 +109,11 @@ def _normal(dimension: str, value: str) -> str:
 def _subjects(dimension: str, facts: CallFacts) -> tuple[str, ...]:
     """The call's normalized value(s) for a dimension (empty: the call has none)."""
     raw: tuple[str | None, ...]
-    if dimension == "MODEL":
-        raw = (facts.model,)
-    elif dimension == "PROVIDER":
+    if dimension == "MODEL":  # the family (for family rules) and the exact snapshot
+        if not facts.model:
+            return ()
+        return (model_family(facts.model), "=" + facts.model.strip().lower().rsplit("/", 1)[-1])
+    if dimension == "PROVIDER":
         label = facts.provider.strip().upper() if facts.provider else None
         raw = (label, _PROVIDER_ALIASES.get(label or ""))
     elif dimension == "AGENT":
@@ -158,6 +169,8 @@ class _Condition:
         return cls(dimension, "IS" if operator == "IN" else operator, wanted, text)
 
     def matches(self, subjects: _Subjects) -> bool:
+        if self.dimension == "MODEL" and subjects.facts.model_uncertain:
+            return True  # a deployment's name: the rule stays in force
         found = subjects.of(self.dimension)
         if self.operator == "IS_NOT":
             return self.wanted.isdisjoint(found)
@@ -200,6 +213,7 @@ class RuleIndex:
     dimensions: tuple[str, ...]  # the dimensions some bucket is keyed by
     anywhere: tuple[_Compiled, ...]
     by_id: Mapping[str, _Compiled]
+    by_model: tuple[_Compiled, ...]  # every rule filed under a model (for deployment names)
 
     @classmethod
     def build(cls, rules: tuple[Rule, ...]) -> RuleIndex:
@@ -232,12 +246,19 @@ class RuleIndex:
             dimensions=tuple(sorted({dimension for dimension, _ in buckets})),
             anywhere=tuple(anywhere),
             by_id=by_id,
+            by_model=tuple(
+                dict.fromkeys(e for (dim, _), es in buckets.items() if dim == "MODEL" for e in es)
+            ),
         )
 
     def candidates(self, subjects: _Subjects) -> tuple[_Compiled, ...]:
         """The rules that may apply to this call, in the feed's order."""
         found: list[_Compiled] = []
+        uncertain = subjects.facts.model_uncertain
         for dimension in self.dimensions:
+            if uncertain and dimension == "MODEL":
+                found.extend(self.by_model)  # any model rule may be this deployment's
+                continue
             for value in subjects.of(dimension):
                 found.extend(self.buckets.get((dimension, value), ()))
         if not found:
@@ -280,7 +301,7 @@ _GROUP_KEYS: Final[Mapping[str, Callable[[CallFacts], tuple[str | None, ...]]]] 
 }
 
 
-def _own_entry(rule: Rule, facts: CallFacts) -> GroupEntry | None:
+def own_entry(rule: Rule, facts: CallFacts) -> GroupEntry | None:
     """A grouped rule's entry for this caller: by subscriber id, then normalized and raw email
     (or by the value of the dimension the rule is grouped by)."""
     keys_of = _GROUP_KEYS.get((rule.group_by or "").upper())
@@ -296,7 +317,7 @@ def _own_entry(rule: Rule, facts: CallFacts) -> GroupEntry | None:
 
 def _tripped(rule: Rule, facts: CallFacts) -> bool:
     if rule.group_breakdown or rule.group_by:
-        entry = _own_entry(rule, facts)
+        entry = own_entry(rule, facts)
         return entry is not None and entry.breached
     return rule.breached or rule.blocked
 

@@ -332,4 +332,6 @@ def _wire_path(problem: str, spelled: Mapping[str, str]) -> str:
         wire = _FEED_KEYS.get(match.group(1), _camel(match.group(1)))
         return "." + spelled.get(wire, wire)
 
-    return f"{message} @ " + re.sub(r"\.([a-z_]+)", name, path)
+    path = re.sub(r"\.([a-z_]+)", name, path)
+    # department maps are keyed by email: a log line must not carry a subscriber's address
+    return f"{message} @ " + re.sub(r"\['[^']*@[^']*'\]", "['<email>']", path)

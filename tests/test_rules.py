@@ -1276,3 +1276,18 @@ def test_a_shadow_rule_is_reported_as_what_it_would_block_never_enforced() -> No
 def test_a_naive_now_is_read_as_utc() -> None:
     feed = feed_of(rule(windowEnd=PAST))
     assert not blocks(feed, now=NOW.replace(tzinfo=None))
+
+
+def test_a_rule_naming_one_snapshot_covers_that_snapshot_only() -> None:
+    feed = filtered("MODEL", "IS", "gpt-4o-2024-05-13")
+    assert blocks(feed, CallFacts(model="gpt-4o-2024-05-13"))
+    assert not blocks(feed, CallFacts(model="gpt-4o"))
+    assert not blocks(feed, CallFacts(model="gpt-4o-2024-08-06"))
+
+
+def test_a_deployment_name_cannot_escape_a_model_rule() -> None:
+    # Azure without an alias: "prod-chat" may be any model, so model filters stay in force
+    deployment = CallFacts(model="prod-chat", provider="Azure", model_uncertain=True)
+    assert blocks(filtered("MODEL", "IS", "gpt-4o"), deployment)
+    assert blocks(filtered("MODEL", "IS_NOT", "gpt-4o"), deployment)
+    assert not blocks(filtered("ORGANIZATION", "IS", "Acme"), deployment)

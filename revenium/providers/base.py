@@ -49,6 +49,9 @@ class Labels:
     model_source: str | None = None
     inject_stream_usage: bool = False  # the endpoint is known to accept include_usage
     maker: Callable[[str], str | None] | None = None
+    # ``model`` may name a deployment, not a model (Azure): a name of no known model family
+    # cannot be matched against a cost control's model filter, which then stays in force.
+    deployment_names: bool = False
 
 
 class CallInfo:

@@ -74,9 +74,16 @@ def _labels(client: Any) -> Labels:
         if host_matches(host, suffix):
             inject = accepts_usage and (provider != "Azure" or _azure_accepts_usage(client))
             source = _FIRST_PARTY.get(provider)
-            return Labels(provider, source, inject_stream_usage=inject, maker=model_maker)
+            return Labels(
+                provider,
+                source,
+                inject_stream_usage=inject,
+                maker=model_maker,
+                deployment_names=provider == "Azure",
+            )
     if is_azure:
-        return Labels("Azure", "OPENAI", inject_stream_usage=_azure_accepts_usage(client))
+        inject = _azure_accepts_usage(client)
+        return Labels("Azure", "OPENAI", inject_stream_usage=inject, deployment_names=True)
     if urlsplit(url).port == 11434 or "ollama" in host:
         return Labels("OLLAMA", None, inject_stream_usage=True, maker=model_maker)
     return Labels(host or "unknown", None, inject_stream_usage=False, maker=model_maker)
