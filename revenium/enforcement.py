@@ -22,7 +22,9 @@ slow rules API slowed every AI call):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -72,7 +74,7 @@ class _State:
     def __init__(self) -> None:
         self.snapshot: Snapshot | None = None
         self.loaded = threading.Event()
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # _adopt installs the mirror while holding it
         self.key: tuple[str, str | None] | None = None
         self.config_seen: Config | None = None
         self.poller_alive = False
@@ -80,6 +82,7 @@ class _State:
         self.waited = False  # closed mode waits for the first rules once, not per call
         self.blocked = 0
         self.warned: set[tuple[str, str, str]] = set()
+        self.waiters: list[Callable[[], None]] = []  # async calls waiting for the first rules
 
 
 _state = _State()
@@ -87,7 +90,7 @@ _state = _State()
 
 def reinit_after_fork() -> None:
     """The child keeps the parent's rules but has no poller thread of its own yet."""
-    _state.lock = threading.Lock()
+    _state.lock = threading.RLock()  # _adopt installs the mirror while holding it
     _state.poller_alive = False
 
 
@@ -147,6 +150,8 @@ def check(config: Config, facts: Callable[[], CallFacts], *, may_wait: bool) -> 
 
 def needs_first_fetch(config: Config) -> bool:
     """An async call in closed mode should first wait for the rules (without blocking)."""
+    if config is not _state.config_seen:
+        _adopt(config)  # a new team: its own rules, not the previous team's
     return config.cb_fail_mode == "closed" and _state.snapshot is None and _should_wait(config)
 
 
@@ -160,14 +165,50 @@ def _should_wait(config: Config) -> bool:
 
 
 async def wait_first_fetch(config: Config) -> None:
-    """Wait up to ``cb_startup_wait_seconds`` for the first rules, off the event loop."""
+    """Wait up to ``cb_startup_wait_seconds`` for the first rules, on the caller's event loop.
+
+    No worker thread is borrowed: the poller wakes the waiting task through its own loop
+    (asyncio or trio), so neither the application's thread pool nor its loop is held up.
+    """
     if config is not _state.config_seen:
         _adopt(config)
     if not _state.poller_alive:
         _start_poller()
-    loaded = _state.loaded
-    await anyio.to_thread.run_sync(loaded.wait, config.cb_startup_wait_seconds)
-    _state.waited = True
+    event = anyio.Event()
+    wake = _waker(event.set)
+    with _state.lock:
+        ready = _state.snapshot is not None
+        if not ready:
+            _state.waiters.append(wake)
+    try:
+        if not ready:
+            with anyio.move_on_after(config.cb_startup_wait_seconds):
+                await event.wait()
+    finally:
+        with _state.lock:
+            if wake in _state.waiters:
+                _state.waiters.remove(wake)
+        _state.waited = True
+
+
+def _waker(set_event: Callable[[], object]) -> Callable[[], None]:
+    """A thread-safe way to run ``set_event`` on the current task's event loop."""
+    import sniffio  # noqa: PLC0415 - anyio's own dependency
+
+    if sniffio.current_async_library() == "trio":
+        trio: Any = importlib.import_module("trio")  # only under trio, which is not ours
+        token = trio.lowlevel.current_trio_token()
+
+        def wake_trio() -> None:
+            token.run_sync_soon(set_event)
+
+        return wake_trio
+    loop = asyncio.get_running_loop()
+
+    def wake() -> None:
+        loop.call_soon_threadsafe(set_event)
+
+    return wake
 
 
 def _refuse_unloaded(config: Config) -> None:
@@ -259,8 +300,15 @@ def _adopt(config: Config) -> None:
 
 
 def _install(snapshot: Snapshot) -> None:
-    _state.snapshot = snapshot
+    with _state.lock:
+        _state.snapshot = snapshot
+        waiters, _state.waiters = _state.waiters, []
     _state.loaded.set()
+    for wake in waiters:
+        try:
+            wake()
+        except RuntimeError:  # that caller's event loop has closed meanwhile
+            continue
 
 
 def _mirror_path(config: Config) -> Path | None:
@@ -376,8 +424,11 @@ async def refresh(config: Config, client: Any) -> float:
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         sleep=anyio.sleep,
     )
+    key = (config.enforcement_url, config.team_id)
     result: _Fetched = await retrying(_fetch, config, client)
     if result.feed is not None:
+        if _state.key != key:
+            return 0.0  # the team (or URL) changed meanwhile: these rules are not its rules
         fetched_at = time.time()
         _install(Snapshot(result.feed, fetched_at, "api"))
         try:
