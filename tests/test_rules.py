@@ -1291,3 +1291,33 @@ def test_a_deployment_name_cannot_escape_a_model_rule() -> None:
     assert blocks(filtered("MODEL", "IS", "gpt-4o"), deployment)
     assert blocks(filtered("MODEL", "IS_NOT", "gpt-4o"), deployment)
     assert not blocks(filtered("ORGANIZATION", "IS", "Acme"), deployment)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=_feeds(junk=False), facts=FACTS)
+def test_the_pre_call_check_raises_nothing_but_budget_exceeded(
+    body: object, facts: CallFacts
+) -> None:
+    """Whatever the feed holds, ``enforcement.check`` allows the call or raises
+    ``BudgetExceededError`` (the issue's property: nothing else reaches a caller)."""
+    from revenium import config, enforcement
+    from revenium.errors import BudgetExceededError
+
+    feed = _parsed(body)
+    if isinstance(feed, MalformedFeedError):
+        return
+    settings_ = config.configure(
+        circuit_breaker_enabled=True, team_id="t", cb_poll_interval_seconds=3600
+    )
+    enforcement.reset()
+    enforcement._adopt(settings_)
+    enforcement._install(enforcement.Snapshot(feed, 0.0, "test"))
+    enforcement._state.poller_alive = True
+    blocked: list[BudgetExceededError] = []
+    try:
+        enforcement.check(settings_, lambda: facts, may_wait=False)
+    except BudgetExceededError as exc:
+        blocked.append(exc)
+    finally:
+        enforcement.reset()
+    assert all(e.message.startswith("Request blocked by Revenium") for e in blocked)
