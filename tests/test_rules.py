@@ -1300,7 +1300,7 @@ def test_the_pre_call_check_raises_nothing_but_budget_exceeded(
 ) -> None:
     """Whatever the feed holds, ``enforcement.check`` allows the call or raises
     ``BudgetExceededError`` (the issue's property: nothing else reaches a caller)."""
-    from revenium import config, enforcement
+    from revenium import _diagnostics, config, enforcement
     from revenium.errors import BudgetExceededError
 
     feed = _parsed(body)
@@ -1314,6 +1314,7 @@ def test_the_pre_call_check_raises_nothing_but_budget_exceeded(
     enforcement._install(enforcement.Snapshot(feed, 0.0, "test"))
     enforcement._state.poller_alive = True
     blocked: list[BudgetExceededError] = []
+    contained = _diagnostics.internal_error_count()
     try:
         enforcement.check(settings_, lambda: facts, may_wait=False)
     except BudgetExceededError as exc:
@@ -1321,3 +1322,5 @@ def test_the_pre_call_check_raises_nothing_but_budget_exceeded(
     finally:
         enforcement.reset()
     assert all(e.message.startswith("Request blocked by Revenium") for e in blocked)
+    # and nothing failed inside, only to be contained: the check itself never errs
+    assert _diagnostics.internal_error_count() == contained
