@@ -6,8 +6,10 @@ reads it. With a key the ledger is kept only when ``REVENIUM_LEDGER_PATH`` asks 
 
 Rows are keyed by the record's idempotency key, so writing a record twice (a replay, a retry
 of the write) never counts it twice. The columns that summaries group by are extracted; the
-full wire body is kept beside them so nothing is lost. Only the runtime writes here (from
-its worker threads, and from the stopping thread at shutdown), serialized by a lock.
+full wire body is kept beside them so nothing is lost. Each completion's local cost estimate
+(:mod:`revenium.pricing`) is stored with its source, or the reason there is none. Only the
+runtime writes here (from its worker threads, and from the stopping thread at shutdown),
+serialized by a lock.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from revenium._diagnostics import logger, warn_once
+from revenium.pricing import estimate
 from revenium.records import CompletionRecord, Record, ToolEventRecord
 from revenium.wire import format_timestamp
 
@@ -46,7 +49,10 @@ CREATE TABLE IF NOT EXISTS records (
     estimated INTEGER NOT NULL DEFAULT 0,
     body TEXT NOT NULL,
     provider_model_id TEXT,
-    cache_creation_tokens INTEGER
+    cache_creation_tokens INTEGER,
+    cost_usd REAL,
+    cost_source TEXT,
+    cost_note TEXT
 );
 CREATE INDEX IF NOT EXISTS records_recorded_at ON records (recorded_at);
 """
@@ -54,12 +60,19 @@ _INSERT: Final = """
 INSERT OR IGNORE INTO records (
     idempotency_key, recorded_at, kind, endpoint, model, provider, organization_name,
     product_name, subscriber, trace_id, input_tokens, output_tokens, total_tokens,
-    cache_read_tokens, reasoning_tokens, estimated, body, provider_model_id, cache_creation_tokens
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    cache_read_tokens, reasoning_tokens, estimated, body, provider_model_id, cache_creation_tokens,
+    cost_usd, cost_source, cost_note
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 # Columns added after the first release, added to an older ledger file when it is opened.
-_ADDED_COLUMNS: Final = (("provider_model_id", "TEXT"), ("cache_creation_tokens", "INTEGER"))
+_ADDED_COLUMNS: Final = (
+    ("provider_model_id", "TEXT"),
+    ("cache_creation_tokens", "INTEGER"),
+    ("cost_usd", "REAL"),
+    ("cost_source", "TEXT"),
+    ("cost_note", "TEXT"),
+)
 
 _KINDS: Final = {
     "CompletionRecord": "completion",
@@ -72,6 +85,7 @@ _KINDS: Final = {
 
 def _row(record: Record, endpoint: str, body: bytes) -> tuple[object, ...]:
     md = record.metadata
+    cost = estimate(record)  # local only: never part of the wire body
     subscriber = None
     if md.subscriber is not None:
         subscriber = md.subscriber.email or md.subscriber.id
@@ -110,6 +124,9 @@ def _row(record: Record, endpoint: str, body: bytes) -> tuple[object, ...]:
         body.decode("utf-8"),
         model_id,
         cache_writes,
+        None if cost.usd is None else float(cost.usd),
+        cost.source,
+        cost.note,
     )
 
 

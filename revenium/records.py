@@ -39,6 +39,7 @@ __all__ = [
     "OperationType",
     "Record",
     "StopReason",
+    "TokenClasses",
     "ToolEventRecord",
     "VideoRecord",
     "new_idempotency_key",
@@ -152,6 +153,27 @@ class _AICall:
         return self.request_time + timedelta(milliseconds=self.request_duration_ms)
 
 
+@attrs.frozen
+class TokenClasses:
+    """A completion's tokens in classes that do not overlap (``docs/cost-estimates.md``).
+
+    Providers count differently (OpenAI's input includes cached reads, Anthropic's excludes
+    cache traffic; Gemini's output excludes thinking): these classes are the same for all.
+    """
+
+    uncached_input: int = 0
+    cache_read: int = 0
+    cache_write_5m: int = 0
+    cache_write_1h: int = 0
+    output: int = 0  # excluding reasoning
+    reasoning: int = 0
+
+    @property
+    def input(self) -> int:
+        """Every input token, cache traffic included."""
+        return self.uncached_input + self.cache_read + self.cache_write_5m + self.cache_write_1h
+
+
 @attrs.frozen(kw_only=True)
 class CompletionRecord(_AICall):
     """A chat, text-completion or embedding call (``/v2/ai/completions``).
@@ -176,6 +198,30 @@ class CompletionRecord(_AICall):
     system_fingerprint: str | None = None
     prompts: PromptCapture | None = None
     estimated: bool = False
+    # How this provider counts (local only): whether ``input_token_count`` includes the cache
+    # reads and writes (OpenAI, Gemini: yes; Anthropic: no), and whether
+    # ``output_token_count`` includes the reasoning tokens (Gemini: no).
+    cache_in_input: bool = True
+    reasoning_in_output: bool = True
+
+    @property
+    def token_classes(self) -> TokenClasses:
+        """The counts split into classes that do not overlap, each priced once (estimates)."""
+        cache_read = self.cache_read_token_count or 0
+        cache_write = self.cache_creation_token_count or 0
+        write_1h = self.cache_creation_1h_token_count or 0
+        write_5m = self.cache_creation_5m_token_count
+        if write_5m is None:
+            write_5m = max(cache_write - write_1h, 0)
+        cache_write = max(cache_write, write_5m + write_1h)
+        reasoning = self.reasoning_token_count or 0
+        uncached = self.input_token_count
+        if self.cache_in_input:
+            uncached = max(uncached - cache_read - cache_write, 0)
+        output = self.output_token_count
+        if self.reasoning_in_output:
+            output = max(output - reasoning, 0)
+        return TokenClasses(uncached, cache_read, write_5m, write_1h, output, reasoning)
 
     @property
     def completion_start_time(self) -> datetime:

@@ -47,6 +47,7 @@ from revenium.ledger import Ledger
 from revenium.records import CompletionRecord, Record, ToolEventRecord
 from revenium.reports import DeliveryReport, Statistics
 from revenium.spool import ClaimedRow, Envelope, Spool, default_path
+from revenium.summary import SummaryPrinter
 from revenium.wire import endpoint_for, to_wire
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ class Runtime:
         self._spool: Spool | None = None
         self._ledgers: dict[Path, Ledger] = {}
         self._owner = f"{os.getpid()}-{id(self)}"
+        self._summary: SummaryPrinter | None = None  # REVENIUM_PRINT_SUMMARY
         self._sender: Sender | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id = 0
@@ -194,6 +196,8 @@ class Runtime:
         self._portal_cm.__exit__(None, None, None)
         self._spool_leftovers()
         pending = self._close_stores()
+        if self._summary is not None:
+            self._summary.close()  # the totals by model
         return attrs.evolve(
             self._report(started, completed=report.completed),
             pending=pending,
@@ -273,6 +277,7 @@ class Runtime:
         self._wake_pending = False
         config = get_config()
         await self._ledger_write(config)  # rows an earlier write could not store
+        summary = self._summary_for(config)
         while self._buffer:
             records = [self._buffer.popleft() for _ in range(min(DRAIN_BATCH, len(self._buffer)))]
             envelopes: list[Envelope] = []
@@ -284,6 +289,8 @@ class Runtime:
                 record, envelope = built
                 if isinstance(record, CompletionRecord) and record.estimated:
                     self._counts["estimated"] += 1
+                if summary is not None:
+                    summary.add(record)
                 if config.ledger_file is not None:
                     ledger_rows.append((record, envelope.path, envelope.body))
                 if config.api_key is not None:
@@ -309,6 +316,16 @@ class Runtime:
             report_internal_error(exc, "writing the ledger", reraise=False)
         else:
             self._counts["ledger_written"] += written
+
+    def _summary_for(self, config: Config) -> SummaryPrinter | None:
+        """The terminal summary, when ``print_summary`` asks for one (printed off the caller)."""
+        if config.print_summary == "off":
+            return None
+        if self._summary is None or self._summary.mode != config.print_summary:
+            if self._summary is not None:
+                self._summary.close()
+            self._summary = SummaryPrinter(config.print_summary)
+        return self._summary
 
     def _materialize(self, item: Pending) -> tuple[Record, Envelope] | None:
         """Build a deferred record (see ``sink.submit_later``) and encode it for the wire.
@@ -621,6 +638,9 @@ class Runtime:
             if built is None:
                 continue
             record, envelope = built
+            summary = self._summary_for(config)
+            if summary is not None:
+                summary.add(record)
             if config.ledger_file is not None:
                 ledger_rows.append((record, envelope.path, envelope.body))
             if config.api_key is not None:

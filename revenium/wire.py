@@ -76,7 +76,15 @@ _RENAMES: Final[dict[str, str]] = {
     "duration_ms": "durationMs",
 }
 _LOCAL_ONLY: Final = frozenset(
-    {"idempotency_key", "estimated", "prompts", "metadata", "provider_model_id"}
+    {
+        "idempotency_key",
+        "estimated",
+        "prompts",
+        "metadata",
+        "provider_model_id",
+        "cache_in_input",
+        "reasoning_in_output",
+    }
 )
 
 

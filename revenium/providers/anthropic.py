@@ -60,13 +60,13 @@ def _labels(client: Any) -> Labels:
     names = [cls.__name__ for cls in type(client).__mro__]
     for fragment, provider in _PLATFORMS:
         if any(fragment in name for name in names):
-            return Labels(provider, "ANTHROPIC")
+            return Labels(provider, "ANTHROPIC", cache_in_input=False)
     host = client_host(client)
     for suffix, provider, source in _HOSTS:
         if host_matches(host, suffix):
-            return Labels(provider, source, maker=model_maker)
+            return Labels(provider, source, maker=model_maker, cache_in_input=False)
     # A gateway or a compatible server: named by its host, the maker read from the model.
-    return Labels(host or "unknown", None, maker=model_maker)
+    return Labels(host or "unknown", None, maker=model_maker, cache_in_input=False)
 
 
 # ----------------------------------------------------------------------------- model names

@@ -48,6 +48,10 @@ class Labels:
     provider: str
     model_source: str | None = None
     inject_stream_usage: bool = False  # the endpoint is known to accept include_usage
+    # The provider's token conventions (see ``CompletionRecord.token_classes``): Anthropic's
+    # input count excludes the cache traffic, Gemini's output count excludes thinking.
+    cache_in_input: bool = True
+    reasoning_in_output: bool = True
     maker: Callable[[str], str | None] | None = None
     # ``model`` may name a deployment, not a model (Azure): a name of no known model family
     # cannot be matched against a cost control's model filter, which then stays in force.
@@ -175,8 +179,11 @@ class CallInfo:
         **fields: Any,
     ) -> CompletionRecord:
         """A completion record with the engine's common fields filled in."""
+        labels = self.labels
         return CompletionRecord(
             **self.common(model=model, duration_ms=duration_ms),
+            cache_in_input=labels.cache_in_input,
+            reasoning_in_output=labels.reasoning_in_output,
             time_to_first_token_ms=duration_ms
             if time_to_first_token_ms is None
             else time_to_first_token_ms,

@@ -1,0 +1,110 @@
+"""Local cost estimates: what a call probably cost, from public list prices, offline.
+
+A user without a Revenium account still wants to see money, not only tokens. With the
+``[prices]`` extra (Pydantic's ``genai-prices``, whose price data ships inside the package),
+each completion record is priced from its provider, its model and its normalized token
+classes (:attr:`~revenium.records.CompletionRecord.token_classes`: cached input billed at the
+cached rate and never twice, reasoning billed as output), at the price in force at the
+request's time.
+
+Estimates are local: they go to the ledger, the terminal summary and ``revenium summary``,
+and are **never** sent to the Revenium API, whose own pricing is authoritative. They are
+computed off the caller's path (on the runtime's threads). When there is no estimate, the
+reason is kept instead (unknown model, unknown provider, the extra not installed), and the
+tokens are counted all the same.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+from decimal import Decimal
+from typing import Any, Final
+
+import attrs
+
+from revenium.records import CompletionRecord, Record
+
+__all__ = ["CostEstimate", "estimate", "price_source"]
+
+# Our provider labels -> genai-prices provider ids. A label not here (a gateway's host name)
+# lets genai-prices find the model's maker from the model's name.
+_PROVIDERS: Final = {
+    "OPENAI": "openai",
+    "Azure": "azure",
+    "ANTHROPIC": "anthropic",
+    "AWS": "aws",
+    "Google": "google",
+    "XAI": "x-ai",
+    "DEEPSEEK": "deepseek",
+    "GROQ": "groq",
+    "TOGETHER": "together",
+    "FIREWORKS": "fireworks",
+    "OPENROUTER": "openrouter",
+    "PERPLEXITY": "perplexity",
+    "MISTRAL": "mistral",
+    "Foundry": "azure",
+}
+
+
+@attrs.frozen
+class CostEstimate:
+    """A record's estimated cost in US dollars, or why there is none."""
+
+    usd: Decimal | None = None
+    source: str | None = None  # "genai-prices 0.2.3"
+    note: str | None = None  # why there is no estimate
+
+    @property
+    def priced(self) -> bool:
+        return self.usd is not None
+
+
+@functools.cache
+def _library() -> Any | None:
+    try:
+        return importlib.import_module("genai_prices")
+    except ImportError:
+        return None
+
+
+@functools.cache
+def price_source() -> str | None:
+    """``genai-prices <version>`` when the ``[prices]`` extra is installed, else ``None``."""
+    if _library() is None:
+        return None
+    return f"genai-prices {importlib.metadata.version('genai-prices')}"
+
+
+def estimate(record: Record) -> CostEstimate:
+    """The estimated cost of ``record`` (never raises: a failure is the estimate's note)."""
+    if not isinstance(record, CompletionRecord):
+        return CostEstimate(note=f"{type(record).__name__}s are not priced locally")
+    library = _library()
+    if library is None:
+        return CostEstimate(note="install revenium[prices] for local cost estimates")
+    source = price_source()
+    classes = record.token_classes
+    usage = library.Usage(
+        input_tokens=classes.input,
+        cache_read_tokens=classes.cache_read,
+        cache_write_5m_tokens=classes.cache_write_5m,
+        cache_write_1h_tokens=classes.cache_write_1h,
+        cache_write_tokens=classes.cache_write_5m + classes.cache_write_1h,
+        output_tokens=classes.output + classes.reasoning,  # reasoning is billed as output
+    )
+    provider = _PROVIDERS.get(record.provider)
+    try:
+        price = library.calc_price(
+            usage,
+            record.model,
+            provider_id=provider,
+            genai_request_timestamp=record.request_time,
+        )
+    except LookupError:
+        where = f" from {record.provider}" if provider else ""
+        return CostEstimate(source=source, note=f"no price for {record.model}{where} in {source}")
+    except Exception as exc:  # noqa: BLE001 - an estimate must never fail a write or a print
+        return CostEstimate(source=source, note=f"cannot price: {type(exc).__name__}: {exc}")
+    return CostEstimate(usd=Decimal(price.total_price), source=source)
