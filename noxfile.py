@@ -14,7 +14,7 @@ nox.options.error_on_missing_interpreters = False
 
 PYTHON = "3.11"
 # Every provider SDK the adapters support, as users install them.
-TEST_EXTRAS = "dev,openai,anthropic,bedrock"
+TEST_EXTRAS = "dev,openai,anthropic,bedrock,prices"
 
 
 @nox.session(python=PYTHON)
@@ -53,7 +53,7 @@ def docs(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """The README's main job: an offline demo that meters real SDK clients."""
-    session.install("-e", ".[openai,anthropic]")
+    session.install("-e", ".[openai,anthropic,prices]")
     session.run("revenium", "demo", *session.posargs)
 
 
