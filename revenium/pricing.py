@@ -95,16 +95,32 @@ def estimate(record: Record) -> CostEstimate:
         output_tokens=classes.output + classes.reasoning,  # reasoning is billed as output
     )
     provider = _PROVIDERS.get(record.provider)
-    try:
-        price = library.calc_price(
-            usage,
-            record.model,
-            provider_id=provider,
-            genai_request_timestamp=record.request_time,
-        )
-    except LookupError:
-        where = f" from {record.provider}" if provider else ""
-        return CostEstimate(source=source, note=f"no price for {record.model}{where} in {source}")
-    except Exception as exc:  # noqa: BLE001 - an estimate must never fail a write or a print
-        return CostEstimate(source=source, note=f"cannot price: {type(exc).__name__}: {exc}")
-    return CostEstimate(usd=Decimal(price.total_price), source=source)
+    for model, provider_id in _lookups(record, provider):
+        try:
+            price = library.calc_price(
+                usage, model, provider_id=provider_id, genai_request_timestamp=record.request_time
+            )
+        except LookupError:
+            continue
+        except Exception as exc:  # noqa: BLE001 - an estimate must never fail a write or a print
+            return CostEstimate(source=source, note=f"cannot price: {type(exc).__name__}: {exc}")
+        return CostEstimate(usd=Decimal(price.total_price), source=source)
+    where = f" from {record.provider}" if provider else ""
+    return CostEstimate(source=source, note=f"no price for {record.model}{where} in {source}")
+
+
+def _lookups(record: CompletionRecord, provider: str | None) -> list[tuple[str, str | None]]:
+    """Where to look a model up, most specific first.
+
+    A platform's own id comes first (a Bedrock ``global.`` inference profile is priced
+    differently from a regional one); then the model's name at the provider; then, for a
+    cloud platform that lists only some of a maker's models, the maker's own price list.
+    """
+    lookups: list[tuple[str, str | None]] = []
+    if record.provider_model_id:
+        lookups.append((record.provider_model_id, provider))
+    lookups.append((record.model, provider))
+    maker = (record.model_source or "").lower()
+    if provider is not None and maker and maker != provider:
+        lookups.append((record.model, maker))
+    return lookups

@@ -23,12 +23,15 @@ import os
 import random
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 
 from revenium.attribution import EMPTY, Metadata
 from revenium.capture import PromptCapture
+
+if TYPE_CHECKING:
+    from revenium.pricing import CostEstimate
 
 __all__ = [
     "AudioRecord",
@@ -203,6 +206,16 @@ class CompletionRecord(_AICall):
     # ``output_token_count`` includes the reasoning tokens (Gemini: no).
     cache_in_input: bool = True
     reasoning_in_output: bool = True
+
+    @property
+    def cost_estimate(self) -> CostEstimate:
+        """The local cost estimate (``revenium[prices]``), or why there is none; local only.
+
+        Computed on each access (about 0.1 ms): the runtime stores it in the ledger.
+        """
+        from revenium.pricing import estimate  # noqa: PLC0415 - pricing imports records
+
+        return estimate(self)
 
     @property
     def token_classes(self) -> TokenClasses:

@@ -216,3 +216,24 @@ def test_the_runtime_prints_the_summary_off_the_callers_path(
     assert lines[0]["model"] == "gpt-4o-mini-2024-07-18"
     assert lines[0]["estimatedCostUsd"] > 0
     assert lines[-1]["summary"][0]["calls"] == 1
+
+
+def test_a_bedrock_call_is_priced_by_the_profile_it_used() -> None:
+    def bedrock(profile: str | None) -> CompletionRecord:
+        return record(
+            model="claude-sonnet-4-5", provider="AWS", model_source="ANTHROPIC",
+            provider_model_id=profile, cache_in_input=False,
+            input_token_count=1_000, output_token_count=100,
+        )  # fmt: skip
+
+    regional = bedrock("us.anthropic.claude-sonnet-4-5-20250929-v1:0").cost_estimate.usd
+    cross_region = bedrock("global.anthropic.claude-sonnet-4-5-20250929-v1:0").cost_estimate.usd
+    assert regional is not None
+    assert cross_region is not None
+    assert regional > cross_region  # Bedrock's regional profiles cost more
+    # a name the platform's list does not carry falls back to the maker's list
+    assert (
+        bedrock(None).cost_estimate.usd
+        == rate("claude-sonnet-4-5", "anthropic", input_tokens=UNIT) * 1_000
+        + rate("claude-sonnet-4-5", "anthropic", output_tokens=UNIT) * 100
+    )
