@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import sqlite3
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -124,17 +123,11 @@ def _anthropic_part(base_url: str | None, api_key: str | None, out: TextIO) -> N
 
 
 def _totals(ledger: Path, out: TextIO) -> None:
-    db = sqlite3.connect(ledger)
-    try:
-        rows = db.execute(
-            "SELECT model, COUNT(*), SUM(input_tokens), SUM(output_tokens) FROM records "
-            "WHERE kind = 'completion' GROUP BY model ORDER BY model"
-        ).fetchall()
-    finally:
-        db.close()
-    print("\nTotals by model (from the ledger):", file=out)
-    for model, calls, tokens_in, tokens_out in rows:
-        print(f"  {model:<28} calls={calls} in={tokens_in} out={tokens_out}", file=out)
+    """The summary table of the demo's own ledger, costs included (``revenium summary``)."""
+    from revenium._cli.summary import print_table  # noqa: PLC0415
+
+    print(f"\nTotals by model, from the ledger (revenium summary --ledger {ledger}):", file=out)
+    print_table(ledger, out, indent="  ")
 
 
 def run(out: TextIO, *, live: bool = False, ledger: Path | None = None) -> int:
@@ -173,10 +166,10 @@ def run(out: TextIO, *, live: bool = False, ledger: Path | None = None) -> int:
         report = revenium.shutdown_sync(timeout=10)
     finally:
         sink.remove_listener(show)
-    _totals(ledger, out)
     print(
         f"\n{len(produced)} calls metered; {report.ledger_written} written to the ledger at "
         f"{ledger}; {report.dropped} dropped.",
         file=out,
     )
+    _totals(ledger, out)
     return 0 if report.ledger_written == len(produced) and report.ok else 1

@@ -121,6 +121,6 @@ def _lookups(record: CompletionRecord, provider: str | None) -> list[tuple[str, 
         lookups.append((record.provider_model_id, provider))
     lookups.append((record.model, provider))
     maker = (record.model_source or "").lower()
-    if provider is not None and maker and maker != provider:
+    if maker and maker != provider:  # also for a gateway's host, whose maker the name told
         lookups.append((record.model, maker))
     return lookups

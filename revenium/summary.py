@@ -30,6 +30,8 @@ def format_usd(amount: Decimal | None) -> str:
     """``$0.000123``: enough digits for a single call's fraction of a cent."""
     if amount is None:
         return "-"
+    if 0 < amount < Decimal("0.000001"):
+        return "<$0.000001"  # a handful of embedding tokens: not nothing
     if amount >= 1:
         return f"${amount:,.2f}"
     return f"${amount:.6f}"
