@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import attrs
 
-from revenium.records import CompletionRecord, Record
+from revenium.records import CompletionRecord, Record, TokenClasses
 
 __all__ = ["CostEstimate", "estimate", "price_source"]
 
@@ -85,7 +85,66 @@ def estimate(record: Record) -> CostEstimate:
     if library is None:
         return CostEstimate(note="install revenium[prices] for local cost estimates")
     source = price_source()
+    provider = _PROVIDERS.get(record.provider)
+    for model, provider_id in _lookups(record, provider):
+        found = _model_info(model, provider_id)
+        if found is None:
+            continue
+        try:
+            return CostEstimate(usd=_price(library, found, record), source=source)
+        except Exception as exc:  # noqa: BLE001 - an estimate must never fail a write or a print
+            return CostEstimate(source=source, note=f"cannot price: {type(exc).__name__}: {exc}")
+    where = f" from {record.provider}" if provider else ""
+    return CostEstimate(source=source, note=f"no price for {record.model}{where} in {source}")
+
+
+@functools.lru_cache(maxsize=1024)  # a process calls few models: find each once
+def _model_info(model: str, provider_id: str | None) -> Any | None:
+    """genai-prices' entry for a model at a provider, or ``None`` when it has none."""
+    library: Any = _library()
+    try:
+        _provider, info = library.data_snapshot.get_snapshot().find_provider_model(
+            model, None, provider_id, None
+        )
+    except LookupError:
+        return None
+    return info
+
+
+# Token class -> the ModelPrice field that prices it (per million tokens).
+_RATES: Final = (
+    ("uncached_input", "input_mtok"),
+    ("cache_read", "cache_read_mtok"),
+    ("cache_write_5m", "cache_write_mtok"),
+    ("cache_write_1h", "cache_write_1h_mtok"),
+    ("output", "output_mtok"),
+    ("reasoning", "output_mtok"),  # reasoning is billed as output
+)
+_MILLION: Final = Decimal(1_000_000)
+
+
+def _price(library: Any, info: Any, record: CompletionRecord) -> Decimal:
+    """The price in force at the request's time, for the record's token classes.
+
+    A flat price (one rate per class, no long-context tiers) is a sum of tokens times
+    rates: a few microseconds, on the runtime's thread. Anything else (tiers, a class the
+    model has no rate for) goes through genai-prices' own calculation, about 0.1 ms.
+    """
+    prices = info.get_prices(record.request_time)
     classes = record.token_classes
+    total = Decimal(0)
+    for name, field in _RATES:
+        tokens = getattr(classes, name)
+        if not tokens:
+            continue
+        rate = getattr(prices, field, None)
+        if type(rate) is not Decimal:  # tiered, or no rate for this class: genai-prices
+            return _calculated(library, prices, classes)
+        total += tokens * rate
+    return total / _MILLION
+
+
+def _calculated(library: Any, prices: Any, classes: TokenClasses) -> Decimal:
     usage = library.Usage(
         input_tokens=classes.input,
         cache_read_tokens=classes.cache_read,
@@ -94,19 +153,7 @@ def estimate(record: Record) -> CostEstimate:
         cache_write_tokens=classes.cache_write_5m + classes.cache_write_1h,
         output_tokens=classes.output + classes.reasoning,  # reasoning is billed as output
     )
-    provider = _PROVIDERS.get(record.provider)
-    for model, provider_id in _lookups(record, provider):
-        try:
-            price = library.calc_price(
-                usage, model, provider_id=provider_id, genai_request_timestamp=record.request_time
-            )
-        except LookupError:
-            continue
-        except Exception as exc:  # noqa: BLE001 - an estimate must never fail a write or a print
-            return CostEstimate(source=source, note=f"cannot price: {type(exc).__name__}: {exc}")
-        return CostEstimate(usd=Decimal(price.total_price), source=source)
-    where = f" from {record.provider}" if provider else ""
-    return CostEstimate(source=source, note=f"no price for {record.model}{where} in {source}")
+    return Decimal(prices.calc_price(usage)["total_price"])
 
 
 def _lookups(record: CompletionRecord, provider: str | None) -> list[tuple[str, str | None]]:

@@ -237,3 +237,34 @@ def test_a_bedrock_call_is_priced_by_the_profile_it_used() -> None:
         == rate("claude-sonnet-4-5", "anthropic", input_tokens=UNIT) * 1_000
         + rate("claude-sonnet-4-5", "anthropic", output_tokens=UNIT) * 100
     )
+
+
+@pytest.mark.parametrize(
+    ("model", "provider", "classes"),
+    [
+        ("gpt-4o-mini", "OPENAI", {"input_token_count": 1_234, "cache_read_token_count": 200,
+                                   "output_token_count": 77, "reasoning_token_count": 20}),
+        ("claude-haiku-4-5", "ANTHROPIC", {"input_token_count": 300, "cache_read_token_count": 900,
+                                           "cache_creation_token_count": 500,
+                                           "cache_creation_1h_token_count": 100,
+                                           "output_token_count": 50, "cache_in_input": False}),
+        ("claude-sonnet-4-5", "ANTHROPIC", {"input_token_count": 250_000,
+                                            "output_token_count": 10, "cache_in_input": False}),
+    ],
+)  # fmt: skip
+def test_the_fast_path_agrees_with_genai_prices_own_calculation(
+    model: str, provider: str, classes: dict[str, Any]
+) -> None:
+    # flat prices are summed here; tiered ones (Sonnet past 200k input) go to genai-prices
+    r = record(model=model, provider=provider, **classes)
+    c = r.token_classes
+    usage = Usage(
+        input_tokens=c.input, cache_read_tokens=c.cache_read,
+        cache_write_tokens=c.cache_write_5m + c.cache_write_1h,
+        cache_write_5m_tokens=c.cache_write_5m, cache_write_1h_tokens=c.cache_write_1h,
+        output_tokens=c.output + c.reasoning,
+    )  # fmt: skip
+    expected = calc_price(
+        usage, model, provider_id=provider.lower(), genai_request_timestamp=WHEN
+    ).total_price
+    assert r.cost_estimate.usd == Decimal(expected)
