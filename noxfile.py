@@ -59,6 +59,12 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks; figures go to docs/benchmarks.md (see benchmarks/README.md)."""
+    """Benchmarks; figures go to docs/benchmarks.md (see benchmarks/README.md).
+
+    The existing SDK, measured beside ours (figure 12), goes into this session's venv only:
+    it is never a dependency of the project. Its import patches the ``openai`` classes, so the
+    figures import it only in processes of their own.
+    """
     session.install("-e", f".[{TEST_EXTRAS}]")
+    session.install("revenium-python-sdk==0.12.0")
     session.run("python", "benchmarks/run.py", *session.posargs)

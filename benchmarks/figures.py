@@ -19,7 +19,8 @@ import json
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -463,12 +464,15 @@ def import_time(params: Params) -> Result:
     return {"import_ms": imported * 1e3, "session_ms": first_session * 1e3, "loaded": providers}
 
 
-# --------------------------------------------------------------------- 7-9. OpenAI calls
+# --------------------------------------------------------------------- 7-9, 12-13. wrapped calls
 
 CHAT_MODEL = "gpt-4o-mini"
 CHAT_MESSAGES = [{"role": "user", "content": "What is the capital of France? Answer briefly."}]
 OPENAI_URL = "https://api.openai.com/v1"  # labelled OPENAI: the adapter's usual path
 STREAM_OPTIONS = {"include_usage": True}  # asked by the caller, so both sides send the same
+ANTHROPIC_MODEL = "claude-sonnet-4-6"
+ANTHROPIC_URL = "https://api.anthropic.com"
+ANTHROPIC_MAX_TOKENS = 64
 
 
 def _chat_body() -> bytes:
@@ -477,6 +481,64 @@ def _chat_body() -> bytes:
 
     request = json.dumps({"model": CHAT_MODEL, "messages": CHAT_MESSAGES}).encode()
     return Backend().handle("POST", "/v1/chat/completions", {}, request).body
+
+
+def _message_body() -> bytes:
+    """A realistic Anthropic ``message`` body, built once: the Anthropic stand-in's answer."""
+    from revenium.providers._anthropic_standin import AnthropicBackend  # noqa: PLC0415
+
+    request = json.dumps(
+        {"model": ANTHROPIC_MODEL, "max_tokens": ANTHROPIC_MAX_TOKENS, "messages": CHAT_MESSAGES}
+    ).encode()
+    return AnthropicBackend().handle("POST", "/v1/messages", {}, request).body
+
+
+@dataclass(frozen=True)
+class _Provider:
+    """What differs between two providers' non-streamed calls; the bench around them is one.
+
+    ``endpoint`` finds, on a client, the object whose ``create`` a call invokes (resolved once
+    a block, as a caller holding ``client.chat.completions`` would); ``read`` takes from the
+    answer what a caller reads (its text), so a lazily parsed answer is parsed on both sides.
+    """
+
+    classes: tuple[Any, Any]  # the SDK's sync and async client classes
+    options: dict[str, Any]
+    endpoint: Callable[[Any], Any]
+    kwargs: dict[str, Any]
+    read: Callable[[Any], Any]
+    body: Callable[[], bytes]
+    headers: dict[str, str]
+
+
+def _provider(name: str) -> _Provider:
+    if name == "anthropic":
+        import anthropic  # noqa: PLC0415
+
+        return _Provider(
+            classes=(anthropic.Anthropic, anthropic.AsyncAnthropic),
+            options={"api_key": "sk-ant-bench", "base_url": ANTHROPIC_URL, "max_retries": 0},
+            endpoint=lambda client: client.messages,
+            kwargs={
+                "model": ANTHROPIC_MODEL,
+                "max_tokens": ANTHROPIC_MAX_TOKENS,
+                "messages": CHAT_MESSAGES,
+            },
+            read=lambda message: message.content[0].text,
+            body=_message_body,
+            headers={"content-type": "application/json", "request-id": "req_bench"},
+        )
+    import openai  # noqa: PLC0415
+
+    return _Provider(
+        classes=(openai.OpenAI, openai.AsyncOpenAI),
+        options={"api_key": "sk-bench", "base_url": OPENAI_URL, "max_retries": 0},
+        endpoint=lambda client: client.chat.completions,
+        kwargs={"model": CHAT_MODEL, "messages": CHAT_MESSAGES},
+        read=lambda completion: completion.choices[0].message.content,
+        body=_chat_body,
+        headers={"content-type": "application/json", "x-request-id": "req_bench"},
+    )
 
 
 def _stream_frames(chunks: int) -> list[bytes]:
@@ -508,11 +570,13 @@ def _stream_frames(chunks: int) -> list[bytes]:
     return [*frames, b"data: [DONE]\n\n"]
 
 
-def _mock_http_client(params: Params, *, is_async: bool) -> Any:
+def _mock_http_client(params: Params, provider: _Provider, *, is_async: bool) -> Any:
     """An ``httpx2`` client whose transport answers in-process with pre-built bytes.
 
     The handler does no work per request beyond building the response object, so its cost
-    is the same for every call, wrapped or not.
+    is the same for every call, wrapped or not. With ``yield_loop`` (async only) it first
+    awaits ``asyncio.sleep(0)``, as a real transport waiting on a socket gives the loop back,
+    so that concurrent calls interleave on the caller's loop.
     """
     import httpx2  # noqa: PLC0415
 
@@ -532,9 +596,15 @@ def _mock_http_client(params: Params, *, is_async: bool) -> Any:
         def handler(_request: Any) -> Any:
             return httpx2.Response(200, headers=stream_headers, stream=Frames())
 
+    elif params.get("yield_loop"):
+        body, headers = provider.body(), provider.headers
+
+        async def handler(_request: Any) -> Any:
+            await asyncio.sleep(0)
+            return httpx2.Response(200, headers=headers, content=body)
+
     else:
-        body = _chat_body()
-        headers = {"content-type": "application/json", "x-request-id": "req_bench"}
+        body, headers = provider.body(), provider.headers
 
         def handler(_request: Any) -> Any:
             return httpx2.Response(200, headers=headers, content=body)
@@ -551,24 +621,35 @@ class _Delivery:
     ``ledger``: the runtime runs and writes every record to a local ledger, as a user without
     a metering key has it; ``flush`` between blocks, so every block starts with an idle
     runtime and only what the runtime thread takes *during* a block counts against it (the
-    rest is reported apart as ``drain_us``). ``capture``: ``revenium.testing.capture`` keeps
-    the records from delivery, so no runtime runs at all: the caller's side alone.
+    rest is reported apart as ``drain_us``). ``api``: the same, but the runtime POSTs every
+    record to the fake metering API at ``base_url`` (as the existing SDK does in figure 12).
+    ``capture``: ``revenium.testing.capture`` keeps the records from delivery, so no runtime
+    runs at all: the caller's side alone.
     """
 
     def __init__(self, params: Params) -> None:
         import revenium  # noqa: PLC0415
 
         scratch = Path(params["scratch"])
-        revenium.configure(
-            api_key=None, ledger_path=scratch / "ledger.sqlite3", spool_dir=scratch / "spool"
-        )
         self.mode: str = params.get("delivery", "ledger")
+        if self.mode == "api":
+            revenium.configure(
+                api_key=API_KEY, base_url=params["base_url"], spool_dir=scratch / "spool"
+            )
+        else:
+            revenium.configure(
+                api_key=None, ledger_path=scratch / "ledger.sqlite3", spool_dir=scratch / "spool"
+            )
         self.captured_total = 0
         self._capture: Any = None
         self._captured: Any = None
         if self.mode == "capture":
             self._capture = revenium.testing.capture(strict_mode=False)
             self._captured = self._capture.__enter__()
+
+    def unmetered(self, endpoint: Any) -> Any:
+        """The unwrapped side's resource: the unwrapped client's own, as it is."""
+        return endpoint
 
     def settle(self, loop: asyncio.AbstractEventLoop | None) -> float:
         """Untimed, after every block: drain the runtime (or forget the captured records)."""
@@ -592,36 +673,109 @@ class _Delivery:
             return {"records": self.captured_total, "stats": _statistics()}
         stats = _statistics()
         revenium.shutdown_sync(timeout=30)
-        return {"records": stats["ledger_written"], "stats": stats}
+        records = stats["delivered"] if self.mode == "api" else stats["ledger_written"]
+        return {"records": records, "stats": stats}
 
 
-class _OpenAIBench:
-    """One unwrapped client and ``revenium.wrap`` of that same client, and a block runner.
+SEED_MODULE = "revenium_middleware.openai"  # revenium-python-sdk's OpenAI integration
 
-    Wrapped and unwrapped share the client's HTTP pool and transport (``wrap`` clones the
-    client onto the same pool), so the only difference between their calls is the metering.
-    ``kind``: ``call`` (non-streamed chat) or ``stream`` (a chat stream iterated to its end).
+
+class _SeedDelivery:
+    """The existing SDK, ``revenium-python-sdk`` (import name ``revenium_middleware``).
+
+    Importing ``revenium_middleware.openai`` patches ``Completions.create`` and
+    ``AsyncCompletions.create`` on the ``openai`` classes themselves (wrapt), for every
+    client in the process. Its configuration is its environment, read at import: the key
+    and the metering address (it appends ``/meter/``), here the fake API. The original
+    methods are kept before the import, and the unwrapped side calls them through a subclass
+    of the resource class that puts them back: the same call, without the patch.
+
+    Delivery: a pool of daemon worker threads (32 by default), each with an event loop of
+    its own, POSTs one record per call through the SDK's generated ``httpx`` client; between
+    blocks, untimed, ``flush_metering`` waits until they are done.
     """
 
     def __init__(self, params: Params) -> None:
-        import openai  # noqa: PLC0415
+        import os  # noqa: PLC0415
 
-        import revenium  # noqa: PLC0415
+        from openai.resources.chat import completions  # noqa: PLC0415
 
+        os.environ["REVENIUM_METERING_API_KEY"] = API_KEY
+        os.environ["REVENIUM_METERING_BASE_URL"] = params["base_url"]
+        originals = {
+            cls: cls.__dict__["create"]
+            for cls in (completions.Completions, completions.AsyncCompletions)
+        }
+        importlib.import_module(SEED_MODULE)
+        sdk = importlib.import_module("revenium_middleware")
+        if any(cls.__dict__["create"] is fn for cls, fn in originals.items()):
+            raise RuntimeError(f"importing {SEED_MODULE} did not patch chat.completions.create")
+        self._sdk = sdk
+        self._unpatched = {
+            cls: type(f"Unpatched{cls.__name__}", (cls,), {"create": fn})
+            for cls, fn in originals.items()
+        }
+
+    def unmetered(self, endpoint: Any) -> Any:
+        """The same resource of the same client, with the original ``create``."""
+        return self._unpatched[type(endpoint)](endpoint._client)  # noqa: SLF001
+
+    def settle(self, loop: asyncio.AbstractEventLoop | None) -> float:
+        del loop  # its workers deliver on their own threads and loops
+        t0 = time.perf_counter()
+        left = self._sdk.flush_metering(30)
+        if left:
+            raise RuntimeError(f"revenium-python-sdk left {left} records undelivered after 30 s")
+        return time.perf_counter() - t0
+
+    def close(self) -> Result:
+        import threading  # noqa: PLC0415
+
+        left = self._sdk.flush_metering(30)
+        status = self._sdk.get_metering_status()
+        stats = {
+            "delivered": status.success_count,
+            "errors": status.error_count,
+            "evicted": status.evicted_count,
+            "left": left,
+            "threads": threading.active_count(),
+        }
+        return {"records": status.success_count, "stats": stats}
+
+
+class _CallBench:
+    """One unwrapped client and its metered counterpart, and a block runner.
+
+    ``provider``: ``openai`` (default) or ``anthropic``. Ours: the metered client is
+    ``revenium.wrap`` of the unwrapped one; it shares the client's HTTP pool and transport
+    (``wrap`` clones the client onto the same pool), so the only difference between their
+    calls is the metering. With ``delivery: seed`` the existing SDK meters instead: one
+    client, patched globally, against its unpatched methods (see :class:`_SeedDelivery`).
+    ``kind``: ``call`` (non-streamed) or ``stream`` (an OpenAI chat stream iterated to its
+    end).
+    """
+
+    def __init__(self, params: Params) -> None:
         self.params = params
         self.is_async: bool = params["is_async"]
         self.loop = asyncio.new_event_loop() if self.is_async else None
-        self.delivery = _Delivery(params)
+        self.provider = _provider(params.get("provider", "openai"))
+        seed = params.get("delivery") == "seed"
+        self.delivery = _SeedDelivery(params) if seed else _Delivery(params)
+        options = dict(self.provider.options)
         if params.get("openai_url"):  # a real HTTP server on loopback
-            base_url, http_client = params["openai_url"], None
+            options["base_url"] = params["openai_url"]
         else:
-            base_url, http_client = OPENAI_URL, _mock_http_client(params, is_async=self.is_async)
-        options: dict[str, Any] = {"api_key": "sk-bench", "base_url": base_url, "max_retries": 0}
-        if http_client is not None:
-            options["http_client"] = http_client
-        cls = openai.AsyncOpenAI if self.is_async else openai.OpenAI
-        self.plain = cls(**options)
-        self.wrapped = revenium.wrap(self.plain)
+            options["http_client"] = _mock_http_client(
+                params, self.provider, is_async=self.is_async
+            )
+        self.plain = self.provider.classes[self.is_async](**options)
+        if seed:
+            self.wrapped = self.plain  # patched in place: the original methods are the baseline
+        else:
+            import revenium  # noqa: PLC0415
+
+            self.wrapped = revenium.wrap(self.plain)
         if params["kind"] == "stream":
             self.per_block = params["streams"]
             self.units = params["streams"] * params["chunks"]  # time is reported per chunk
@@ -629,24 +783,37 @@ class _OpenAIBench:
             self.per_block = params["calls"]
             self.units = params["calls"]
         self.blocks = {"plain": 0, "wrapped": 0}
+        self.cpu = 0.0  # the caller's thread CPU seconds a unit in the last block
+
+    def endpoint(self, which: str) -> Any:
+        """What ``create`` is called on: ``client.chat.completions`` or ``client.messages``."""
+        if which == "wrapped":
+            return self.provider.endpoint(self.wrapped)
+        return self.delivery.unmetered(self.provider.endpoint(self.plain))
 
     def block(self, which: str) -> float:
-        """One timed block on ``which`` client; seconds per unit (call or chunk)."""
-        client = self.wrapped if which == "wrapped" else self.plain
+        """One timed block on ``which`` client; seconds per unit (call or chunk).
+
+        ``self.cpu`` is then the caller's thread's CPU time a unit, which leaves out the time
+        it waited for the GIL while other threads (the metering's) held it.
+        """
+        endpoint = self.endpoint(which)
         self.blocks[which] += 1
+        cpu = time.thread_time()
         if self.loop is not None:
-            seconds = self.loop.run_until_complete(self._block_async(client.chat.completions))
+            seconds = self.loop.run_until_complete(self._block_async(endpoint))
         else:
-            seconds = self._block_sync(client.chat.completions)
+            seconds = self._block_sync(endpoint)
+        self.cpu = (time.thread_time() - cpu) / self.units
         return seconds / self.units
 
-    def _block_sync(self, completions: Any) -> float:
+    def _block_sync(self, endpoint: Any) -> float:
         n, perf = self.per_block, time.perf_counter
         if self.params["kind"] == "stream":
             expected, seen = self.params["chunks"] + 2, 0
             t0 = perf()
             for _ in range(n):
-                stream = completions.create(
+                stream = endpoint.create(
                     model=CHAT_MODEL, messages=CHAT_MESSAGES, stream=True,
                     stream_options=STREAM_OPTIONS,
                 )  # fmt: skip
@@ -658,19 +825,19 @@ class _OpenAIBench:
             if seen != expected * n:
                 raise RuntimeError(f"{seen} chunks seen, {expected * n} sent")
             return elapsed
+        kwargs, read = self.provider.kwargs, self.provider.read
         t0 = perf()
         for _ in range(n):
-            response = completions.create(model=CHAT_MODEL, messages=CHAT_MESSAGES)
-            _text = response.choices[0].message.content
+            read(endpoint.create(**kwargs))
         return perf() - t0
 
-    async def _block_async(self, completions: Any) -> float:
+    async def _block_async(self, endpoint: Any) -> float:
         n, perf = self.per_block, time.perf_counter
         if self.params["kind"] == "stream":
             expected, seen = self.params["chunks"] + 2, 0
             t0 = perf()
             for _ in range(n):
-                stream = await completions.create(
+                stream = await endpoint.create(
                     model=CHAT_MODEL, messages=CHAT_MESSAGES, stream=True,
                     stream_options=STREAM_OPTIONS,
                 )  # fmt: skip
@@ -682,11 +849,57 @@ class _OpenAIBench:
             if seen != expected * n:
                 raise RuntimeError(f"{seen} chunks seen, {expected * n} sent")
             return elapsed
+        kwargs, read = self.provider.kwargs, self.provider.read
         t0 = perf()
         for _ in range(n):
-            response = await completions.create(model=CHAT_MODEL, messages=CHAT_MESSAGES)
-            _text = response.choices[0].message.content
+            read(await endpoint.create(**kwargs))
         return perf() - t0
+
+    def burst(self, which: str) -> tuple[list[float], float]:
+        """``calls`` calls at once on ``which`` client (async), watched by a 1 ms ticker.
+
+        Returns how late each tick that overlapped the burst woke (ms), and the burst's
+        seconds.
+        """
+        if self.loop is None:
+            raise RuntimeError("a burst needs the async client")
+        endpoint = self.endpoint(which)
+        self.blocks[which] += 1
+        return self.loop.run_until_complete(self._burst(endpoint))
+
+    async def _burst(self, endpoint: Any) -> tuple[list[float], float]:
+        kwargs, read, perf = self.provider.kwargs, self.provider.read, time.perf_counter
+        ticks: list[tuple[float, float]] = []  # (when the tick started, when it woke)
+        running = True
+
+        async def probe() -> None:
+            while running:
+                t0 = perf()
+                await asyncio.sleep(0.001)
+                ticks.append((t0, perf()))
+
+        async def call() -> None:
+            read(await endpoint.create(**kwargs))
+
+        ticker = asyncio.create_task(probe())
+        await asyncio.sleep(0.005)  # the ticker is ticking before the calls start
+        start = perf()
+        await asyncio.gather(*(call() for _ in range(self.params["calls"])))
+        end = perf()
+        running = False
+        await ticker
+        # A tick asleep when the calls start wakes only after the loop's first turn through
+        # all of them: it counts, as does every tick that started before the last call ended.
+        late = [(woke - t0 - 0.001) * 1e3 for t0, woke in ticks if woke > start and t0 < end]
+        return late, end - start
+
+    def warm_up(self, step: Callable[[str], object]) -> None:
+        """``warmup`` pairs of ``step`` (a block or a burst), untimed: every module loaded,
+        the runtime started, the caches warm."""
+        for _ in range(self.params["warmup"]):
+            for which in ("plain", "wrapped"):
+                step(which)
+                self.settle()
 
     def settle(self) -> float:
         """Between blocks, untimed: deliver, then collect garbage, so that every block starts
@@ -706,40 +919,81 @@ class _OpenAIBench:
         return {**result, "wrapped_calls": calls, "units_per_block": self.units}
 
 
-def openai_overhead(params: Params) -> Result:
+def _abba(pairs: int) -> Iterator[str]:
+    """``plain wrapped wrapped plain plain wrapped ...``: a drift hits both sides alike."""
+    for i in range(pairs):
+        yield from ("plain", "wrapped") if i % 2 == 0 else ("wrapped", "plain")
+
+
+def call_overhead(params: Params) -> Result:
     """Wrapped against unwrapped, in alternating timed blocks; per unit and per block pair.
 
     After ``warmup`` pairs (which load every module, start the runtime, warm the caches),
     ``pairs`` pairs of blocks run in ABBA order (plain-wrapped, then wrapped-plain, ...), so
     a drift of the machine's speed hits both sides alike. Each pair gives one difference and
-    one ratio; their medians are the figure, and the spread is their IQR.
+    one ratio; their medians are the figure, and the spread is their IQR. ``cpu_added_us``:
+    the same difference in the caller's thread CPU time (its own work, no GIL waits).
     """
-    bench = _OpenAIBench(params)
-    for _ in range(params["warmup"]):
-        for which in ("plain", "wrapped"):
-            bench.block(which)
-            bench.settle()
-    plain: list[float] = []
-    wrapped: list[float] = []
+    bench = _CallBench(params)
+    bench.warm_up(bench.block)
+    times: dict[str, list[float]] = {"plain": [], "wrapped": []}
+    cpu: dict[str, list[float]] = {"plain": [], "wrapped": []}
     drain: list[float] = []
-    for i in range(params["pairs"]):
-        for which in ("plain", "wrapped") if i % 2 == 0 else ("wrapped", "plain"):
-            seconds = bench.block(which)
-            settled = bench.settle()
-            if which == "wrapped":
-                wrapped.append(seconds * 1e6)
-                drain.append(settled * 1e6)
-            else:
-                plain.append(seconds * 1e6)
+    for which in _abba(params["pairs"]):
+        times[which].append(bench.block(which) * 1e6)
+        cpu[which].append(bench.cpu * 1e6)
+        settled = bench.settle()
+        if which == "wrapped":
+            drain.append(settled * 1e6)
     result = bench.close()
+    plain, wrapped = times["plain"], times["wrapped"]
     return {
         "plain_us": plain,
         "wrapped_us": wrapped,
         "added_us": [w - p for w, p in zip(wrapped, plain, strict=True)],
         "ratio": [w / p for w, p in zip(wrapped, plain, strict=True)],
         "drain_us": drain,
+        "cpu_added_us": [w - p for w, p in zip(cpu["wrapped"], cpu["plain"], strict=True)],
         **result,
     }
+
+
+def loop_lag(params: Params) -> Result:
+    """13. The caller's loop while ``calls`` wrapped ``AsyncOpenAI`` calls run at once.
+
+    Bursts of ``calls`` concurrent calls (``asyncio.gather``) alternate in ABBA order between
+    the wrapped client and the same client unwrapped (the control), a 1 ms ticker on the same
+    loop recording how late it wakes; between bursts, untimed, the runtime is flushed. The
+    transport's handler awaits ``asyncio.sleep(0)``, so the calls interleave on the loop as
+    they do over a network. asyncio runs every ready callback before a timer that fell due
+    meanwhile, so a tick waits for whole turns of the loop through all the calls: what
+    metering adds to a call's time on the loop (its own work, and the runtime thread's turns
+    with the GIL) shows up a thousandfold. ``delivery: capture`` leaves the runtime out.
+    """
+    bench = _CallBench({**params, "kind": "call", "is_async": True, "yield_loop": True})
+    bench.warm_up(bench.burst)
+    late: dict[str, list[float]] = {"plain": [], "wrapped": []}
+    seconds: dict[str, list[float]] = {"plain": [], "wrapped": []}
+    worst: dict[str, list[float]] = {"plain": [], "wrapped": []}
+    for which in _abba(params["pairs"]):
+        ms, secs = bench.burst(which)
+        bench.settle()
+        late[which] += ms
+        seconds[which].append(secs)
+        worst[which].append(max(ms, default=0.0))
+    result = bench.close()
+    out: Result = {"calls": params["calls"], **result}
+    for which, name in (("wrapped", "wrapped"), ("plain", "control")):
+        ms = late[which] or [0.0]
+        out |= {
+            f"{name}_max_ms": max(ms),
+            f"{name}_p99_ms": _quantile(ms, 0.99),
+            f"{name}_p50_ms": _quantile(ms, 0.5),
+            f"{name}_ticks": len(late[which]),
+            f"{name}_burst_max_ms": worst[which],
+            f"{name}_burst_seconds": seconds[which],
+        }
+    return out
 
 
 def _profile_rows(stats: dict[Any, Any], units: int, *, ours: bool) -> list[dict[str, Any]]:
@@ -807,7 +1061,7 @@ class _ThreadProfiles:
         return {} if merged is None else merged.stats  # type: ignore[no-any-return]
 
 
-def openai_profile(params: Params) -> Result:
+def call_profile(params: Params) -> Result:
     """cProfile of one wrapped block and one unwrapped block, per unit (call or chunk).
 
     The caller's thread: top revenium functions by own time (``tottime``), and the functions
@@ -818,11 +1072,8 @@ def openai_profile(params: Params) -> Result:
     import cProfile  # noqa: PLC0415
     import pstats  # noqa: PLC0415
 
-    bench = _OpenAIBench(params)
-    for _ in range(params["warmup"]):
-        for which in ("plain", "wrapped"):
-            bench.block(which)
-            bench.settle()
+    bench = _CallBench(params)
+    bench.warm_up(bench.block)
     threads = None
     if params.get("threads") and params.get("delivery", "ledger") == "ledger":
         import revenium  # noqa: PLC0415
@@ -992,8 +1243,9 @@ FIGURES: dict[str, Callable[[Params], Result]] = {
     "memory_idle": memory_idle,
     "shutdown_flush": shutdown_flush,
     "import_time": import_time,
-    "openai_overhead": openai_overhead,
-    "openai_profile": openai_profile,
+    "call_overhead": call_overhead,
+    "call_profile": call_profile,
+    "loop_lag": loop_lag,
     "enforcement_check": enforcement_check,
 }
 

@@ -12,10 +12,12 @@ Why it is built this way:
   stand-in OpenAI server of figure 8 runs in its own process for the same reason.
 - Every figure reports its median and its spread (min-max over repetitions, or the
   interquartile range of pooled samples), next to its bar from PRODUCT.md.
-- An OpenAI overhead figure (7a, 7c, 9a, 9b) that misses its bar is profiled once more, in a
-  process of its own, and the page says where the time goes.
+- An overhead figure of ours (7a, 7c, 7f, 7g, 9a, 9b) that misses its bar is profiled once
+  more, in a process of its own, and the page says where the time goes.
+- The existing SDK (figure 12) patches the ``openai`` classes on import, so it only ever runs
+  in figure processes of its own; when it does not import, its figure is skipped, not failed.
 
-``--quick`` shrinks every record count by 10x for a smoke run (under a minute): the OpenAI
+``--quick`` shrinks every record count by 10x for a smoke run (about 90 s): the call
 figures run fewer blocks, in one round, and only the first missed one is profiled. Unless
 ``--output`` is given, it prints the table without overwriting the published figures.
 """
@@ -48,7 +50,7 @@ FAKE_API = HERE / "fake_api.py"
 DOC = ROOT / "docs" / "benchmarks.md"
 CHILD_TIMEOUT = 300.0
 IMPORT_RUNS = 10
-OPENAI_IMPORT_RUNS = 7
+ADAPTER_IMPORT_RUNS = 7  # for each of figure 10's provider SDKs
 CONCURRENCY = 8  # the runtime's default max_concurrency, and raw httpx's for the comparison
 
 Result = dict[str, Any]
@@ -192,21 +194,21 @@ print("RESULT " + json.dumps({"import_ms": (t1 - t0) * 1e3, "session_ms": (t2 - 
 """
 
 
-# ``import openai`` alone, then what revenium adds on top of it for an OpenAI user: the
-# package, the proxy and engine modules and the OpenAI adapter, which load at the first
+# The provider SDK alone (``import openai``), then what revenium adds on top of it for its
+# user: the package, the proxy and engine modules and the adapter, which load at the first
 # ``wrap``, and that first wrap itself (it clones the client). The client is built before
 # revenium is imported, so its construction (the user's own cost) is timed apart.
-OPENAI_IMPORT_SNIPPET = """
+ADAPTER_IMPORT_SNIPPET = """
 import os, time
 perf = time.perf_counter
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1])
 r0, t0 = rss(), perf()
-import openai
+import SDK
 t1 = perf()
 r1 = rss()
-client = openai.OpenAI(api_key="k")
+client = SDK.CLIENT(api_key="k")
 t2 = perf()
 r2 = rss()
 import revenium
@@ -217,9 +219,39 @@ import json, sys
 page = os.sysconf("SC_PAGE_SIZE") / 2**20
 mods = sorted(m for m in sys.modules if m == "revenium" or m.startswith("revenium."))
 print("RESULT " + json.dumps({
-    "openai_ms": (t1 - t0) * 1e3, "client_ms": (t2 - t1) * 1e3, "adapter_ms": (t3 - t2) * 1e3,
-    "openai_mb": (r1 - r0) * page, "adapter_mb": (r3 - r2) * page,
+    "sdk_ms": (t1 - t0) * 1e3, "client_ms": (t2 - t1) * 1e3, "adapter_ms": (t3 - t2) * 1e3,
+    "sdk_mb": (r1 - r0) * page, "adapter_mb": (r3 - r2) * page,
     "runtime_loaded": "revenium.runtime" in sys.modules, "modules": mods}))
+"""
+PACKAGES = ("revenium", "httpx", "httpcore", "anyio", "openai", "anthropic", "httpx2")
+# Figure 10's runs: result key -> (the provider SDK's module, its client class).
+ADAPTER_IMPORTS = {
+    "openai_import": ("openai", "OpenAI"),
+    "anthropic_import": ("anthropic", "Anthropic"),
+}
+
+
+def adapter_import_snippet(sdk: str, client: str) -> str:
+    return ADAPTER_IMPORT_SNIPPET.replace("SDK", sdk).replace("CLIENT", client)
+
+
+# The existing SDK (figure 12): whether it imports in the figures' interpreter, and which
+# version. ``nox -s bench`` installs it into the bench venv only; it is never a dependency.
+SEED_DIST = "revenium-python-sdk"
+SEED_PIN = f"{SEED_DIST}==0.12.0"
+SEED_PROBE = """
+import json, os
+os.environ["REVENIUM_METERING_API_KEY"] = "hak_probe_00000000"  # no "key missing" error
+try:
+    import revenium_middleware.openai as integration
+    from importlib import metadata
+    if integration.create_wrapper is None:  # its import swallows a missing wrapt or openai
+        out = {"missing": "revenium_middleware.openai loaded without its OpenAI wrappers"}
+    else:
+        out = {"version": metadata.version("revenium-python-sdk")}
+except Exception as error:
+    out = {"missing": f"{type(error).__name__}: {error}"}
+print("RESULT " + json.dumps(out))
 """
 
 
@@ -236,7 +268,7 @@ class Job:
     rounds: int = 0  # runs in the first ``rounds`` rounds only; 0: in every round
 
 
-# Figures 7-9: the wrapped OpenAI client against the same client unwrapped. Blocks of calls
+# Figures 7-9 and 12: the wrapped client against the same client unwrapped. Blocks of calls
 # (or of streams) alternate in each process; every process is one repetition.
 CALLS_PER_BLOCK = 200
 CALL_PAIRS = 15
@@ -244,27 +276,43 @@ LOOPBACK_CALLS = 100
 LOOPBACK_PAIRS = 10
 STREAM_CHUNKS = 1_000
 STREAM_PAIRS = 25
+# Figure 12: the existing SDK adds hundreds of µs a call and delivers each record slowly, so
+# fewer and smaller blocks measure it well enough and keep the run short; ours on the same
+# workload (12b) runs the same blocks.
+SEED_CALLS = 100
+SEED_PAIRS = 10
+SEED_STREAM_PAIRS = 15
+LAG_CALLS = 1_000  # figure 13: calls at once
+LAG_PAIRS = 2
+
+
+def _call(*, quick: bool, calls: int = CALLS_PER_BLOCK, pairs: int = CALL_PAIRS) -> dict[str, Any]:
+    return {"kind": "call", "calls": 50 if quick else calls, "warmup": 1,
+            "pairs": 4 if quick else pairs}  # fmt: skip
+
+
+def _stream(*, quick: bool, pairs: int = STREAM_PAIRS) -> dict[str, Any]:
+    return {"kind": "stream", "chunks": STREAM_CHUNKS, "streams": 1, "warmup": 1,
+            "pairs": 3 if quick else pairs}  # fmt: skip
 
 
 def openai_jobs(*, quick: bool, openai_url: str) -> list[Job]:
-    """Figures 7-9; ``quick`` runs far fewer blocks, in the first round only."""
-    call = {"kind": "call", "calls": 50 if quick else CALLS_PER_BLOCK, "warmup": 1}
-    call["pairs"] = 4 if quick else CALL_PAIRS
-    stream = {"kind": "stream", "chunks": STREAM_CHUNKS, "streams": 1, "warmup": 1}
-    stream["pairs"] = 3 if quick else STREAM_PAIRS
+    """Figures 7-9 and 13; ``quick`` runs far fewer blocks, in the first round only."""
+    call, stream = _call(quick=quick), _stream(quick=quick)
     jobs = [
         Job(
-            f"openai_{colour}{'' if delivery == 'ledger' else '_capture'}",
-            "openai_overhead",
-            {**call, "is_async": colour == "async", "delivery": delivery},
+            f"{provider}_{colour}{'' if delivery == 'ledger' else '_capture'}",
+            "call_overhead",
+            {**call, "provider": provider, "is_async": colour == "async", "delivery": delivery},
         )
+        for provider, deliveries in (("openai", ("ledger", "capture")), ("anthropic", ("ledger",)))
         for colour in ("sync", "async")
-        for delivery in ("ledger", "capture")
+        for delivery in deliveries
     ]
     jobs.append(
         Job(
             "openai_loopback",
-            "openai_overhead",
+            "call_overhead",
             {
                 "kind": "call",
                 "calls": 25 if quick else LOOPBACK_CALLS,
@@ -277,19 +325,45 @@ def openai_jobs(*, quick: bool, openai_url: str) -> list[Job]:
         )
     )
     jobs += [
-        Job(f"stream_{colour}", "openai_overhead", {**stream, "is_async": colour == "async"})
+        Job(f"stream_{colour}", "call_overhead", {**stream, "is_async": colour == "async"})
         for colour in ("sync", "async")
+    ]
+    lag = {"calls": LAG_CALLS, "pairs": 1 if quick else LAG_PAIRS, "warmup": 1}
+    jobs += [
+        Job("loop_lag", "loop_lag", lag),
+        Job("loop_lag_capture", "loop_lag", {**lag, "delivery": "capture"}),
     ]
     if quick:  # a smoke run: each of these processes costs a second of imports alone
         return [Job(j.key, j.figure, j.params, rounds=1) for j in jobs]
     return jobs
 
 
-def plan(*, scale: int, api: str, openai_url: str) -> list[Job]:
-    """Every repetition of a round; ``scale`` divides every record count (``--quick``)."""
+def seed_jobs(*, quick: bool, api: str) -> list[Job]:
+    """Figure 12: the existing SDK on the workloads of 7a, 7c and 9a, sending to the fake API,
+    and ours on 7a's workload sending to the same fake API."""
+    call = _call(quick=quick, calls=SEED_CALLS, pairs=SEED_PAIRS)
+    stream = _stream(quick=quick, pairs=SEED_STREAM_PAIRS)
+    jobs = [
+        Job("seed_sync", "call_overhead", {**call, "is_async": False, "delivery": "seed"}),
+        Job("seed_async", "call_overhead", {**call, "is_async": True, "delivery": "seed"}),
+        Job("seed_stream", "call_overhead", {**stream, "is_async": False, "delivery": "seed"}),
+        Job("openai_sync_api", "call_overhead", {**call, "is_async": False, "delivery": "api"}),
+    ]
+    jobs = [Job(j.key, j.figure, {**j.params, "base_url": api}) for j in jobs]
+    if quick:
+        return [Job(j.key, j.figure, j.params, rounds=1) for j in jobs]
+    return jobs
+
+
+def plan(*, scale: int, api: str, openai_url: str, seed: bool) -> list[Job]:
+    """Every repetition of a round; ``scale`` divides every record count (``--quick``).
+
+    ``seed``: the existing SDK imports here, so figure 12 runs.
+    """
     closed = closed_port_url()
     return [
         *openai_jobs(quick=scale > 1, openai_url=openai_url),
+        *(seed_jobs(quick=scale > 1, api=api) if seed else []),
         Job("handoff", "handoff", {"batch": 100, "batches": 200 // scale, "idle": 200 // scale}),
         Job(
             "throughput",
@@ -352,18 +426,22 @@ def plan(*, scale: int, api: str, openai_url: str) -> list[Job]:
 
 
 def run_all(
-    runner: Runner, jobs: list[Job], rounds: int, *, openai_imports: int
+    runner: Runner, jobs: list[Job], rounds: int, *, adapter_imports: int
 ) -> dict[str, list[Result]]:
     """``rounds`` interleaved rounds; the import runs are spread over the rounds too."""
     results: dict[str, list[Result]] = {job.key: [] for job in jobs}
     # One throwaway interpreter first, so the first measured one does not pay for a cold
     # page cache.
     runner.command(
-        "warm-up", ["-c", "import revenium, httpx, anyio, cattrs, openai; print('RESULT {}')"]
+        "warm-up",
+        ["-c", "import revenium, httpx, anyio, cattrs, openai, anthropic; print('RESULT {}')"],
     )
     commands = {
         "import": (["-c", IMPORT_SNIPPET], IMPORT_RUNS),
-        "openai_import": (["-c", OPENAI_IMPORT_SNIPPET], openai_imports),
+        **{
+            key: (["-c", adapter_import_snippet(sdk, client)], adapter_imports)
+            for key, (sdk, client) in ADAPTER_IMPORTS.items()
+        },
     }
     left = {key: runs for key, (_args, runs) in commands.items()}
     for key in commands:
@@ -394,6 +472,8 @@ def run_all(
 PROFILED: dict[str, str] = {
     "openai_sync": "7a",
     "openai_async": "7c",
+    "anthropic_sync": "7f",
+    "anthropic_async": "7g",
     "stream_sync": "9a",
     "stream_async": "9b",
 }
@@ -402,7 +482,7 @@ PROFILED: dict[str, str] = {
 def run_profiles(
     runner: Runner, jobs: list[Job], missed: list[str], *, quick: bool
 ) -> dict[str, Result]:
-    """cProfile, once, for every figure in ``missed`` (see ``figures.openai_profile``)."""
+    """cProfile, once, for every figure in ``missed`` (see ``figures.call_profile``)."""
     by_key = {job.key: job for job in jobs}
     profiles: dict[str, Result] = {}
     for key in missed[:1] if quick else missed:  # a smoke run checks that profiling works
@@ -412,7 +492,7 @@ def run_profiles(
         else:
             params.update(calls=100 if quick else 400, warmup=1, threads=True)
         started = time.perf_counter()
-        result = runner.figure("openai_profile", params)
+        result = runner.figure("call_profile", params)
         print(
             f"  profile {key:<20} {time.perf_counter() - started:5.1f} s",
             file=sys.stderr,
@@ -482,7 +562,7 @@ def quartiles(values: list[float], digits: int = 2) -> str:
     return f"{fmt(lo, digits)}-{fmt(hi, digits)} (IQR, {len(values)} batches)"
 
 
-def rows_for(res: dict[str, list[Result]]) -> list[Row]:
+def rows_for(res: dict[str, list[Result]], seed: str) -> list[Row]:
     """Turn per-repetition results into table rows, each beside its PRODUCT.md bar."""
     rows: list[Row] = []
     n = {k: v[0].get("n") for k, v in res.items() if v}
@@ -711,7 +791,7 @@ def rows_for(res: dict[str, list[Result]]) -> list[Row]:
                 else "failed",
             )
         )
-    return rows + openai_rows(res)
+    return rows + openai_rows(res) + seed_rows(res, seed) + lag_rows(res)
 
 
 # --------------------------------------------------------------------- 7-10: OpenAI rows
@@ -723,6 +803,8 @@ TITLES = {
     "openai_sync_capture": "Same, nothing delivered (`testing.capture`): the caller's side alone",
     "openai_async": "`chat.completions.create`, async, in-process transport, local ledger on",
     "openai_async_capture": "Same, async, nothing delivered (`testing.capture`)",
+    "anthropic_sync": "Anthropic `messages.create`, sync, in-process transport, local ledger on",
+    "anthropic_async": "Anthropic `messages.create`, async, in-process transport, local ledger on",
     "stream_sync": "1,000-chunk chat stream iterated to its end, sync, in-process transport",
     "stream_async": "Same, async",
 }
@@ -753,9 +835,19 @@ def _unmetered(reps: list[Result]) -> int:
 
 
 def overhead_row(
-    label: str, reps: list[Result], *, unit: str, target: str, beside: str | None = None
+    label: str,
+    reps: list[Result],
+    *,
+    unit: str,
+    target: str,
+    beside: str | None = None,
+    shown: str | None = None,
 ) -> Row:
-    """Added µs a unit (median of per-pair differences), the ratio, and both sides' times."""
+    """Added µs a unit (median of per-pair differences), the ratio, and both sides' times.
+
+    ``beside``: the figure whose verdict decides (this one's is shown in parentheses);
+    ``shown``: a verdict cell of its own (for a figure that is not ours).
+    """
     added, ratio = pooled(reps, "added_us"), pooled(reps, "ratio")
     plain, wrapped = pooled(reps, "plain_us"), pooled(reps, "wrapped_us")
     if not added:
@@ -763,7 +855,9 @@ def overhead_row(
     lo, hi = iqr(added)
     digits = 2 if unit == "chunk" else 1
     ok = overhead_ok(reps, per_chunk=unit == "chunk") if target != "(reported)" else None
-    if ok is None:
+    if shown is not None:
+        pass
+    elif ok is None:
         shown = verdict(None)
     elif beside:
         shown = f"({'met' if ok else 'missed'}; {beside} decides)"
@@ -782,20 +876,24 @@ def overhead_row(
     )
 
 
+def titled_row(res: dict[str, list[Result]], number: str, key: str, beside: str = "") -> Row:
+    """An overhead row of ours titled from ``TITLES``, against its bar (a call's or a chunk's)."""
+    unit = "chunk" if key.startswith("stream") else "call"
+    target = CHUNK_BAR if unit == "chunk" else CALL_BAR
+    label = f"{number}. {TITLES[key]}"
+    return overhead_row(label, res[key], unit=unit, target=target, beside=beside or None)
+
+
 def openai_rows(res: dict[str, list[Result]]) -> list[Row]:
     rows = [
-        overhead_row(f"7a. {TITLES['openai_sync']}", res["openai_sync"], unit="call",
-                     target=CALL_BAR),
-        overhead_row(f"7b. {TITLES['openai_sync_capture']}", res["openai_sync_capture"],
-                     unit="call", target=CALL_BAR, beside="7a"),
-        overhead_row(f"7c. {TITLES['openai_async']}", res["openai_async"], unit="call",
-                     target=CALL_BAR),
-        overhead_row(f"7d. {TITLES['openai_async_capture']}", res["openai_async_capture"],
-                     unit="call", target=CALL_BAR, beside="7c"),
-    ]  # fmt: skip
+        titled_row(res, "7a", "openai_sync"),
+        titled_row(res, "7b", "openai_sync_capture", beside="7a"),
+        titled_row(res, "7c", "openai_async"),
+        titled_row(res, "7d", "openai_async_capture", beside="7c"),
+    ]
     drain_sync = pooled(res["openai_sync"], "drain_us")
     drain_async = pooled(res["openai_async"], "drain_us")
-    rows.append(
+    rows += [
         Row(
             "7e. Delivery work left at the end of each 7a / 7c block (the untimed `flush` "
             "between blocks), a call",
@@ -803,49 +901,187 @@ def openai_rows(res: dict[str, list[Result]]) -> list[Row]:
             quartiles(drain_sync, 1).replace("batches", "7a blocks"),
             "(reported: the runtime's work, on its own thread)",
             verdict(None),
-        )
-    )
-    rows.append(
+        ),
+        titled_row(res, "7f", "anthropic_sync"),
+        titled_row(res, "7g", "anthropic_async"),
         overhead_row(
             "8. `chat.completions.create`, sync, over loopback HTTP to the stand-in server "
             "(its own process), local ledger on",
             res["openai_loopback"],
             unit="call",
             target="(reported)",
-        )
-    )
-    rows += [
-        overhead_row(f"9a. {TITLES['stream_sync']}", res["stream_sync"], unit="chunk",
-                     target=CHUNK_BAR),
-        overhead_row(f"9b. {TITLES['stream_async']}", res["stream_async"], unit="chunk",
-                     target=CHUNK_BAR),
-    ]  # fmt: skip
-    imp = res["openai_import"]
-    ms, mb = per_rep(imp, "openai_ms"), per_rep(imp, "openai_mb")
+        ),
+        titled_row(res, "9a", "stream_sync"),
+        titled_row(res, "9b", "stream_async"),
+    ]
+    rows += import_rows(res["openai_import"], ("10a", "10b"), "openai", "openai.OpenAI")
+    rows += import_rows(res["anthropic_import"], ("10c", "10d"), "anthropic", "anthropic.Anthropic")
+    return rows
+
+
+def import_rows(imp: list[Result], numbers: tuple[str, str], sdk: str, client: str) -> list[Row]:
+    """Figure 10 for one provider SDK: the SDK's import, then revenium's and the first wrap."""
+    ms, mb = per_rep(imp, "sdk_ms"), per_rep(imp, "sdk_mb")
     ams, amb, cms = (
         per_rep(imp, "adapter_ms"),
         per_rep(imp, "adapter_mb"),
         per_rep(imp, "client_ms"),
     )
     runtime = any(r.get("runtime_loaded") for r in imp)
-    rows += [
+    return [
         Row(
-            "10a. `import openai` alone (fresh interpreter)",
+            f"{numbers[0]}. `import {sdk}` alone (fresh interpreter)",
             f"{fmt(median(ms), 1)} ms, +{fmt(median(mb), 1)} MB RSS",
             minmax(ms, 1, " ms"),
             "(reference)",
             "(reference)",
         ),
         Row(
-            "10b. After it, `import revenium` + the first `revenium.wrap(openai.OpenAI(...))`: "
-            "the adapter's modules and the first wrap",
+            f"{numbers[1]}. After it, `import revenium` + the first "
+            f"`revenium.wrap({client}(...))`: the adapter's modules and the first wrap",
             f"+{fmt(median(ams), 1)} ms, +{fmt(median(amb), 1)} MB RSS",
             f"{minmax(ams, 1, ' ms')}; building the client ({fmt(median(cms), 1)} ms) not counted",
             "no bar (paid once, at the first wrap)",
             verdict(None) + ("; the runtime was loaded by wrap" if runtime else ""),
         ),
     ]
+
+
+def _ours(reps: list[Result], unit: str = "call") -> str:
+    """Our figure in a few words, for the verdict cell of the existing SDK's."""
+    added, ratio = pooled(reps, "added_us"), pooled(reps, "ratio")
+    if not added:
+        return "n/a"
+    digits = 2 if unit == "chunk" else 1
+    return f"{fmt(median(added), digits)} µs a {unit}, ratio {fmt(median(ratio), 3)}"
+
+
+def seed_rows(res: dict[str, list[Result]], seed: str) -> list[Row]:
+    """Figure 12: the existing SDK beside ours, from the same run; ``seed`` is its version, or
+    why it did not import."""
+    name = f"`{SEED_DIST}`"
+    if not seed.startswith("version "):
+        return [
+            Row(
+                f"12. The existing SDK, {name}, on the workloads of 7a, 7c and 9a",
+                "not installed",
+                seed,
+                f"(reported beside ours; `pip install {SEED_PIN}`, as `nox -s bench` does)",
+                "skipped",
+            )
+        ]
+    label = f"{name} {seed.removeprefix('version ')} (patched on import)"
+    api = "sending to the fake API"
+
+    def theirs(number: str, key: str, workload: str, ours: str) -> Row:
+        unit = "chunk" if key.endswith("stream") else "call"
+        return overhead_row(
+            f"{number}. {label}: {workload}, {api}",
+            res.get(key, []),
+            unit=unit,
+            target="(reported beside ours)",
+            shown="ours: " + "; ".join(f"{n} {_ours(res.get(k, []), unit)}" for n, k in ours),
+        )
+
+    rows = [
+        theirs("12a", "seed_sync", "7a's workload, sync",
+               [("7a", "openai_sync"), ("12b", "openai_sync_api")]),
+        overhead_row(
+            f"12b. Ours on the same workload, {api} too (7a with `api_key` and `base_url`)",
+            res.get("openai_sync_api", []),
+            unit="call",
+            target=CALL_BAR,
+            beside="7a",
+        ),
+        theirs("12c", "seed_async", "7c's workload, async", [("7c", "openai_async")]),
+        theirs("12d", "seed_stream", "9a's 1,000-chunk stream, sync", [("9a", "stream_sync")]),
+    ]  # fmt: skip
+    keys = ("seed_sync", "openai_sync_api")
+    drain = {k: pooled(res.get(k, []), "drain_us") for k in keys}
+    cpu = {k: pooled(res.get(k, []), "cpu_added_us") for k in keys}
+    # How much delivery lands inside a block rather than after it depends on how the threads
+    # share the GIL, which varies from run to run: the sum is the steadier figure.
+    total = {k: median(pooled(res.get(k, []), "added_us")) + median(drain[k]) for k in keys}
+    rows += [
+        Row(
+            "12e. Delivery work left at the end of each block (the untimed flush), a call: "
+            "12a / 12b",
+            f"{fmt(median(drain['seed_sync']), 0)} / {fmt(median(drain['openai_sync_api']), 0)} µs",
+            quartiles(drain["seed_sync"], 0).replace("batches", "12a blocks"),
+            "(reported: delivery on background threads)",
+            f"(reported) added + left, a call: {fmt(total['seed_sync'], 0)} / "
+            f"{fmt(total['openai_sync_api'], 0)} µs",
+        ),
+        Row(
+            "12f. The caller's thread CPU time added a call (`time.thread_time`, which leaves "
+            "out waiting for the GIL): 12a / 12b",
+            f"{fmt(median(cpu['seed_sync']), 1)} / {fmt(median(cpu['openai_sync_api']), 1)} µs",
+            quartiles(cpu["seed_sync"], 1).replace("batches", "12a block pairs"),
+            "(reported: the metering's own work on the caller's thread)",
+            verdict(None),
+        ),
+    ]
     return rows
+
+
+def lag_rows(res: dict[str, list[Result]]) -> list[Row]:
+    """Figure 13: the caller's loop while 1,000 wrapped calls run at once, beside the control."""
+    reps = res.get("loop_lag", [])
+    calls = reps[0]["calls"] if reps else LAG_CALLS
+    no_bar = "never blocks the caller's loop (no number given)"
+
+    def worst(key: str) -> tuple[list[float], str, str]:
+        """The per-burst worst lateness, the value cell (beside the control) and the verdict."""
+        both = {k: pooled(res.get(key, []), f"{k}_burst_max_ms") for k in ("wrapped", "control")}
+        held = (median(both["wrapped"]) - median(both["control"])) / calls * 1e3
+        value = (f"{fmt(median(both['wrapped']), 0)} ms (control "
+                 f"{fmt(median(both['control']), 0)} ms)")  # fmt: skip
+        shown = f"(reported) {'+' if held >= 0 else ''}{fmt(held, 1)} µs a call in its turns"
+        return both["wrapped"], value, shown
+
+    lagged, value, shown = worst("loop_lag")
+    if not lagged:
+        return [Row(f"13. Loop lag under {calls:,} concurrent wrapped calls", "n/a", "n/a",
+                    no_bar, "failed")]  # fmt: skip
+    p99 = {k: per_rep(reps, f"{k}_p99_ms") for k in ("wrapped", "control")}
+    secs = {k: pooled(reps, f"{k}_burst_seconds") for k in ("wrapped", "control")}
+    ticks = sum(r.get("wrapped_ticks", 0) for r in reps)
+    captured, captured_value, captured_shown = worst("loop_lag_capture")
+    return [
+        Row(
+            f"13a. Worst lateness of a 1 ms ticker on the caller's loop while {calls:,} wrapped "
+            "`AsyncOpenAI` `chat.completions.create` calls run at once (`gather`, in-process "
+            "transport yielding to the loop), local ledger on, median of bursts; control: the "
+            "client unwrapped",
+            value,
+            minmax(lagged, 0, " ms").replace("runs", "bursts"),
+            no_bar,
+            shown,
+        ),
+        Row(
+            "13b. Same, p99 lateness (the loop's turns through all the calls are few)",
+            f"{fmt(median(p99['wrapped']), 0)} ms (control {fmt(median(p99['control']), 0)} ms)",
+            f"{ticks} ticks in all; {minmax(p99['wrapped'], 0, ' ms')}",
+            no_bar,
+            verdict(None),
+        ),
+        Row(
+            f"13c. Same, the {calls:,} calls from first to last",
+            f"{fmt(median(secs['wrapped']) * 1e3, 0)} ms (control "
+            f"{fmt(median(secs['control']) * 1e3, 0)} ms)",
+            minmax([x * 1e3 for x in secs["wrapped"]], 0, " ms").replace("runs", "bursts"),
+            "(reference)",
+            verdict(None),
+        ),
+        Row(
+            "13d. 13a inside `testing.capture(strict_mode=False)`, nothing delivered: the "
+            "caller's side alone (13a minus 13d: the runtime's delivery sharing the GIL)",
+            captured_value if captured else "n/a",
+            minmax(captured, 0, " ms").replace("runs", "bursts"),
+            no_bar,
+            captured_shown if captured else "failed",
+        ),
+    ]
 
 
 def _lossy(dropped: list[float]) -> str:
@@ -912,7 +1148,10 @@ METHOD = """\
   local SQLite ledger, as it does for a user without a key; its thread shares the GIL with
   the caller during a block. 7b/7d: inside `revenium.testing.capture(strict_mode=False)`, the
   records are kept from delivery and no runtime runs: the caller's side alone. 7e is the
-  `flush` between blocks, a call: the runtime's work still pending when a block ended.
+  `flush` between blocks, a call: the runtime's work still pending when a block ended. 7f/7g
+  are 7a/7c for `anthropic.Anthropic` / `AsyncAnthropic` `messages.create` (`max_tokens=64`),
+  the handler returning the Anthropic stand-in's `message` body; the loop reads
+  `content[0].text`.
 - **8** As 7a, over a socket: the stand-in OpenAI server
   (`revenium.providers._openai_standin.StandInServer`, a `ThreadingHTTPServer`) in its own
   process, the SDK's default HTTP client, 10 pairs of 100-call blocks.
@@ -923,17 +1162,45 @@ METHOD = """\
   `choices[0].delta.content`, as a caller does. Blocks of one stream iterated to its end, 25
   pairs in ABBA order, flush and collection between blocks; added a chunk = (wrapped - unwrapped) /
   1,000, which spreads the per-stream work (the record, the hooks) over the chunks.
-- **10** `python -c` in 7 fresh interpreters: `perf_counter` around `import openai`, then
-  `openai.OpenAI(api_key="k")` (timed apart, not counted), then around `import revenium` and
-  `revenium.wrap(client)`; resident memory from `/proc/self/statm` before and after each.
+- **10** `python -c` in 7 fresh interpreters for each SDK: `perf_counter` around
+  `import openai` (10a) or `import anthropic` (10c), then `openai.OpenAI(api_key="k")` or
+  `anthropic.Anthropic(api_key="k")` (timed apart, not counted), then around
+  `import revenium` and `revenium.wrap(client)` (10b, 10d); resident memory from
+  `/proc/self/statm` before and after each.
+- **12** The existing SDK, `revenium-python-sdk` (import name `revenium_middleware`), installed
+  in the bench environment only. Importing `revenium_middleware.openai` patches
+  `Completions.create` and `AsyncCompletions.create` on the `openai` classes for the whole
+  process, so it runs in processes of its own, configured as its users do, by its
+  environment: `REVENIUM_METERING_API_KEY` and `REVENIUM_METERING_BASE_URL` (the fake API of
+  figure 2; it appends `/meter/`). The workloads are 7a's, 7c's and 9a's, with one client:
+  the original `create` methods are kept before the import, and the unwrapped blocks call
+  them through a subclass of the resource that puts them back. Its delivery is a pool of 32
+  daemon worker threads, each with its own event loop, that POST one record per call through
+  its generated `httpx` client; between blocks, untimed, `flush_metering(30)` waits until
+  they are done, as our `flush` does in 7a. 10 pairs of 100-call blocks (15 pairs of one
+  stream for 12d); every call must be delivered (its `success_count`). 12b is ours on 12a's
+  blocks, delivering to the same fake API. 12f is `time.thread_time()` around each block:
+  the caller's own CPU, without the time it waited for the GIL held by delivery threads.
+- **13** One process, one `AsyncOpenAI` client and its wrapped clone over a `MockTransport`
+  whose async handler awaits `asyncio.sleep(0)` before answering, so that concurrent calls
+  interleave on the loop as they would over sockets. A burst is 1,000 `create` calls in one
+  `asyncio.gather`, while a task ticks `await asyncio.sleep(0.001)` and records how late it
+  wakes; bursts alternate between the wrapped client and the unwrapped one (the control) in
+  ABBA order, 2 pairs after a warm-up pair, with the runtime (local ledger) flushed between
+  bursts; 13d is the same inside `revenium.testing.capture(strict_mode=False)`, no runtime.
+  asyncio runs every callback that is ready before a timer that fell due meanwhile, so a
+  tick waits for whole turns of the loop through the 1,000 calls (one turn builds the
+  requests, the next reads the answers): the worst lateness is close to the burst itself,
+  and the wrapped side's excess over the control, divided by 1,000, is what metering adds to
+  a call's time on the loop, its own work and the runtime thread's turns with the GIL.
 """
 
 REPRODUCE = """\
 ## How to reproduce
 
 ```bash
-nox -s bench                       # installs .[dev] in a fresh venv, then runs the script
-python benchmarks/run.py           # where revenium is installed; about six minutes
+nox -s bench                       # a fresh venv with the extras and revenium-python-sdk
+python benchmarks/run.py           # where revenium is installed; about nine minutes
 python benchmarks/run.py --quick   # smoke run: record counts / 10, prints the table only
 ```
 
@@ -994,6 +1261,17 @@ def source_hashes(package: Path) -> dict[str, str]:
         ).hexdigest()
         for path in sorted(package.rglob("*.py"))
     }
+
+
+def seed_sdk(runner: Runner) -> str:
+    """``version X`` when the existing SDK imports in the figures' interpreter, else why not."""
+    found = runner.command("seed-probe", ["-c", SEED_PROBE])
+    if found is None:  # the probe itself failed: not the SDK's absence, a real failure
+        return "the probe failed (see Failures)"
+    if "version" in found:
+        return f"version {found['version']}"
+    print(f"figure 12 skipped: {SEED_DIST} does not import ({found['missing']})", file=sys.stderr)
+    return f"`import revenium_middleware.openai` failed: {found['missing']}"
 
 
 def locate_package(runner: Runner) -> Path:
@@ -1063,10 +1341,7 @@ def render(
         ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
         (
             "Packages",
-            ", ".join(
-                f"{d} {version(d)}"
-                for d in ("revenium", "httpx", "httpcore", "anyio", "openai", "httpx2")
-            ),
+            ", ".join(f"{d} {version(d)}" for d in (*PACKAGES, SEED_DIST)),
         ),
         ("Commit", git_revision(package)),
         ("Sources (sha1 of the modules measured)", sources),
@@ -1097,17 +1372,17 @@ def render(
 
 
 PROFILE_INTRO = """\
-Every figure of 7 and 9 that missed its bar, profiled once with cProfile in a process of its
-own: after a warm-up pair, one unwrapped and one wrapped block (7: 400 calls; 9: two streams),
-each under the profiler, and the same two blocks without it (one block each, so noisier than
-the table). Only the caller's thread is profiled there. cProfile adds a fixed cost to every
-Python-level call, so it inflates most the functions that make many small calls: read the µs
-below as shares, next to the unprofiled times. *tottime* is the function's own code, *cumtime*
-includes what it calls. For 7a and 7c the runtime's threads are profiled too, per record
-written: the runtime is shut down after the warm-up and a fresh one starts under the profiler
-for the measured blocks (its start-up counted, the first imports not; blocking waits left
-out). That is the delivery work that shares the GIL with the caller during a block (7a minus
-7b) and that 7e drains after it.
+Every overhead figure of ours (7a, 7c, 7f, 7g, 9a, 9b) that missed its bar, profiled once with
+cProfile in a process of its own: after a warm-up pair, one unwrapped and one wrapped block
+(7: 400 calls; 9: two streams), each under the profiler, and the same two blocks without it
+(one block each, so noisier than the table). Only the caller's thread is profiled there.
+cProfile adds a fixed cost to every Python-level call, so it inflates most the functions that
+make many small calls: read the µs below as shares, next to the unprofiled times. *tottime* is
+the function's own code, *cumtime* includes what it calls. For 7a, 7c, 7f and 7g the
+runtime's threads are profiled too, per record written: the runtime is shut down after the
+warm-up and a fresh one starts under the profiler for the measured blocks (its start-up
+counted, the first imports not; blocking waits left out). That is the delivery work that
+shares the GIL with the caller during a block (7a minus 7b) and that 7e drains after it.
 """
 
 
@@ -1185,16 +1460,25 @@ DETAIL_KEYS: dict[str, tuple[str, ...]] = {
     "shutdown": ("seconds", "delivered", "spooled", "dropped", "completed"),
     "shutdown_default": ("seconds", "delivered", "spooled", "dropped", "completed"),
     "import": ("import_ms", "session_ms"),
-    "openai_import": ("openai_ms", "client_ms", "adapter_ms", "openai_mb", "adapter_mb"),
-}
+    **dict.fromkeys(ADAPTER_IMPORTS, ("sdk_ms", "client_ms", "adapter_ms", "sdk_mb", "adapter_mb")),
+    **dict.fromkeys(("loop_lag", "loop_lag_capture"), (
+        "wrapped_max_ms", "control_max_ms", "wrapped_p99_ms", "control_p99_ms",
+        "wrapped_ticks", "control_ticks", "records", "wrapped_calls")),
+}  # fmt: skip
 OVERHEAD_KEYS = (
     "openai_sync",
     "openai_sync_capture",
     "openai_async",
     "openai_async_capture",
+    "anthropic_sync",
+    "anthropic_async",
     "openai_loopback",
     "stream_sync",
     "stream_async",
+    "seed_sync",
+    "openai_sync_api",
+    "seed_async",
+    "seed_stream",
 )
 
 
@@ -1215,10 +1499,10 @@ def details(res: dict[str, list[Result]]) -> list[str]:
         reps = res.get(key, [])
         if not reps:
             continue
-        unit = "chunk" if key.startswith("stream") else "call"
+        unit = "chunk" if key.endswith("stream") or key.startswith("stream") else "call"
         meds = {
-            k: ", ".join(fmt(median(r[k]), 3 if k == "ratio" else 2) for r in reps)
-            for k in ("added_us", "ratio", "plain_us", "wrapped_us", "drain_us")
+            k: ", ".join(fmt(median(r.get(k, [])), 3 if k == "ratio" else 2) for r in reps)
+            for k in ("added_us", "ratio", "plain_us", "wrapped_us", "drain_us", "cpu_added_us")
         }
         meds["records/wrapped calls"] = ", ".join(
             f"{r.get('records')}/{r.get('wrapped_calls')}" for r in reps
@@ -1281,16 +1565,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         package = locate_package(runner)
         sources_before = source_hashes(package)
         with fake_api(scratch) as api, standin_server(scratch) as openai_url:
-            jobs = plan(scale=scale, api=api, openai_url=openai_url)
+            seed = seed_sdk(runner)
+            jobs = plan(
+                scale=scale, api=api, openai_url=openai_url, seed=seed.startswith("version ")
+            )
             results = run_all(
                 runner,
                 jobs,
                 max(args.rounds, 1),
-                openai_imports=OPENAI_IMPORT_RUNS if scale == 1 else 3,
+                adapter_imports=ADAPTER_IMPORT_RUNS if scale == 1 else 3,
             )
         profiles = run_profiles(runner, jobs, missed_overhead(results), quick=args.quick)
     seconds = time.perf_counter() - started
-    rows = rows_for(results)
+    rows = rows_for(results, seed)
     measured = {**results, "profiles": list(profiles.values())}
     sources, changed = source_report(sources_before, source_hashes(package), measured)
     page = render(

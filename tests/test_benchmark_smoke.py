@@ -6,19 +6,28 @@ in a fresh interpreter and reports the numbers the results table reads.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
-FIGURES = Path(__file__).resolve().parent.parent / "benchmarks" / "figures.py"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+FIGURES = BENCHMARKS / "figures.py"
+RUN = BENCHMARKS / "run.py"
+FAKE_API = BENCHMARKS / "fake_api.py"
 
 
-def run_figure(name: str, params: dict[str, object], tmp_path: Path) -> dict[str, object]:
+def run_python(args: list[str], tmp_path: Path) -> dict[str, Any]:
+    """Run a fresh interpreter with ``args``; the ``RESULT {json}`` line it prints."""
     done = subprocess.run(
-        [sys.executable, str(FIGURES), name, json.dumps({**params, "scratch": str(tmp_path)})],
+        [sys.executable, *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -27,8 +36,14 @@ def run_figure(name: str, params: dict[str, object], tmp_path: Path) -> dict[str
     )
     assert done.returncode == 0, done.stderr
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
-    result: dict[str, object] = json.loads(line.removeprefix("RESULT "))
+    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
     return result
+
+
+def run_figure(name: str, params: dict[str, object], tmp_path: Path) -> dict[str, object]:
+    return run_python(
+        [str(FIGURES), name, json.dumps({**params, "scratch": str(tmp_path)})], tmp_path
+    )
 
 
 @pytest.mark.parametrize(
@@ -48,3 +63,91 @@ def test_the_import_figure_runs_and_loads_no_provider_sdk(tmp_path: Path) -> Non
     result = run_figure("import_time", {}, tmp_path)
     assert result["loaded"] == []
     assert isinstance(result["import_ms"], float)
+
+
+def load_run_module() -> ModuleType:
+    """``benchmarks/run.py`` as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("bench_run", RUN)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being defined
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_overhead(result: dict[str, Any], pairs: int) -> None:
+    """Every block pair measured, and every wrapped call left exactly one record."""
+    for key in ("plain_us", "wrapped_us", "added_us", "ratio", "drain_us", "cpu_added_us"):
+        samples = result[key]
+        assert len(samples) == pairs, key
+        assert all(isinstance(s, float) for s in samples), key
+    assert result["records"] == result["wrapped_calls"] > 0
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_the_anthropic_call_overhead_figure_runs(is_async: bool, tmp_path: Path) -> None:
+    params = {"provider": "anthropic", "kind": "call", "calls": 5, "pairs": 2, "warmup": 1}
+    result = run_figure("call_overhead", {**params, "is_async": is_async}, tmp_path)
+    assert_overhead(result, pairs=2)
+    assert "revenium.providers.anthropic" in result["modules"]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("delivery", ["ledger", "capture"])
+def test_the_loop_lag_figure_runs(delivery: str, tmp_path: Path) -> None:
+    params = {"calls": 50, "pairs": 1, "warmup": 1, "delivery": delivery}
+    result = run_figure("loop_lag", params, tmp_path)
+    assert result["records"] == result["wrapped_calls"] == 100
+    for side in ("wrapped", "control"):
+        assert len(result[f"{side}_burst_seconds"]) == 1  # type: ignore[arg-type]
+        assert isinstance(result[f"{side}_max_ms"], float)
+        assert result[f"{side}_ticks"] >= 1  # type: ignore[operator]
+
+
+def test_the_anthropic_import_figure_runs(tmp_path: Path) -> None:
+    run = load_run_module()
+    result = run_python(["-c", run.adapter_import_snippet("anthropic", "Anthropic")], tmp_path)
+    assert {"sdk_ms", "client_ms", "adapter_ms", "sdk_mb", "adapter_mb"} <= result.keys()
+    assert "revenium.providers.anthropic" in result["modules"]
+
+
+def test_without_the_existing_sdk_its_figure_says_not_installed() -> None:
+    run = load_run_module()
+    rows = run.seed_rows({}, "`import revenium_middleware.openai` failed: ModuleNotFoundError")
+    assert [(r.value, r.verdict) for r in rows] == [("not installed", "skipped")]
+
+
+@pytest.fixture
+def fake_api(tmp_path: Path) -> Iterator[str]:
+    """The benchmarks' fake metering API in its own process; its base URL."""
+    port_file = tmp_path / "fake_api.port"
+    server = subprocess.Popen([sys.executable, str(FAKE_API), str(port_file)], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 15
+        while not (port_file.exists() and port_file.read_text().strip()):
+            assert server.poll() is None, "the fake API exited"
+            assert time.monotonic() < deadline, "the fake API did not start"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port_file.read_text().strip()}"
+    finally:
+        server.terminate()
+        server.wait(timeout=5)
+
+
+@pytest.mark.parametrize("kind", ["call", "stream"])
+def test_the_existing_sdk_figure_runs(kind: str, fake_api: str, tmp_path: Path) -> None:
+    """Figure 12, where ``revenium-python-sdk`` imports (``nox -s bench`` installs it)."""
+    run = load_run_module()
+    probe = run_python(
+        ["-c", run.SEED_PROBE], tmp_path
+    )  # its import patches openai: not in this process
+    if "missing" in probe:
+        pytest.skip(f"revenium-python-sdk does not import: {probe['missing']}")
+    params = {"kind": kind, "pairs": 2, "warmup": 1, "is_async": False, "delivery": "seed"}
+    if kind == "call":
+        params["calls"] = 5
+    else:
+        params.update(chunks=20, streams=1)
+    result = run_figure("call_overhead", {**params, "base_url": fake_api}, tmp_path)
+    assert_overhead(result, pairs=2)
+    assert result["stats"]["errors"] == 0  # type: ignore[index]
