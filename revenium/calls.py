@@ -124,7 +124,12 @@ def _enforce(config: Config, state: ClientState, call: CallInfo, *, may_wait: bo
             credential_value=credential.value if credential is not None else None,
         )
 
-    enforcement.check(config, facts, may_wait=may_wait)
+    try:
+        enforcement.check(config, facts, may_wait=may_wait)
+    except BudgetExceededError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a broken check must not stop metering the call
+        report_internal_error(exc, "checking cost controls", reraise=False)
 
 
 async def _await_first_rules(config: Config) -> None:
@@ -290,7 +295,10 @@ def metered_async(
     async def call(*args: Any, **kwargs: Any) -> Any:
         config = get_config()
         if config.cb_fail_mode == "closed" and config.circuit_breaker_enabled:
-            await _await_first_rules(config)
+            try:
+                await _await_first_rules(config)
+            except Exception as exc:  # noqa: BLE001 - contained; the check decides next
+                report_internal_error(exc, "waiting for the cost-control rules", reraise=False)
         info = _start(endpoint, state, kwargs, may_wait=False)
         if info is None:
             return await original(*args, **kwargs)
@@ -354,14 +362,25 @@ def _defer(endpoint: Endpoint, call: CallInfo, holder: object, *, is_async: bool
             type(holder).__qualname__,
         )
         return
+    import inspect  # noqa: PLC0415 - only stream managers need it
+
     request = getattr(holder, name)
-    if is_async:
+    awaitable = inspect.isawaitable(request)
+    if is_async and awaitable and not callable(request):
         setattr(holder, name, _DeferredSend(endpoint, call, request))
-    else:
+    elif not is_async and callable(request) and not awaitable:
         setattr(holder, name, functools.partial(_send, endpoint, call, request))
+    else:  # an SDK version that keeps its request in another form: leave it alone, say so
+        warn_once(
+            f"deferred-kind:{type(holder).__qualname__}",
+            "revenium: %s holds its request in a form this version does not know; "
+            "requests it sends are not metered (please report the SDK version)",
+            type(holder).__qualname__,
+        )
 
 
-def _send(endpoint: Endpoint, call: CallInfo, request: Callable[[], Any]) -> Any:
+def _send(endpoint: Endpoint, template: CallInfo, request: Callable[[], Any]) -> Any:
+    call = template.copy()  # a manager entered twice sends twice: two calls, two records
     call.restart()
     try:
         result = request()
@@ -388,12 +407,16 @@ class _DeferredSend:
     own "never awaited" warning, not one of ours beside it.
     """
 
-    __slots__ = ("_call", "_endpoint", "_request")
+    __slots__ = ("_call", "_endpoint", "_request", "_sent")
 
     def __init__(self, endpoint: Endpoint, call: CallInfo, request: Awaitable[Any]) -> None:
         self._endpoint = endpoint
         self._call = call
         self._request = request
+        self._sent = False
 
     def __await__(self) -> Generator[Any, None, Any]:
+        if self._sent:  # awaited again: the SDK's own coroutine says it cannot be reused
+            return self._request.__await__()
+        self._sent = True
         return _send_async(self._endpoint, self._call, self._request).__await__()

@@ -83,6 +83,7 @@ class _State:
         self.blocked = 0
         self.warned: set[tuple[str, str, str]] = set()
         self.waiters: list[Callable[[], None]] = []  # async calls waiting for the first rules
+        self.body: object = None  # the last fetched body, to skip recompiling an unchanged feed
 
 
 _state = _State()
@@ -92,6 +93,11 @@ def reinit_after_fork() -> None:
     """The child keeps the parent's rules but has no poller thread of its own yet."""
     _state.lock = threading.RLock()  # _adopt installs the mirror while holding it
     _state.poller_alive = False
+    _state.waiters = []  # bound to the parent's event loops
+    _state.blocked = 0  # the child's own count
+    _state.loaded = threading.Event()  # its lock may have been held at fork time
+    if _state.snapshot is not None:
+        _state.loaded.set()
 
 
 def reset() -> None:
@@ -274,6 +280,8 @@ def _once(rule: Rule, kind: str, consequence: str) -> None:
 
 def _adopt(config: Config) -> None:
     """A new configuration: a different team or URL starts from that team's own rules."""
+    if config is not get_config():
+        return  # a caller still holding the configuration replaced meanwhile: not news
     with _state.lock:
         key = (config.enforcement_url, config.team_id)
         if key != _state.key:
@@ -299,6 +307,11 @@ def _adopt(config: Config) -> None:
         _state.refresh_requested = True  # a new team, or bypass lifted: fetch now
 
 
+def _compile(feed: RuleFeed) -> None:
+    """Build what the per-call check reads (the index) before callers can see the feed."""
+    _ = feed.inert, feed.no_departments, feed.index
+
+
 def _install(snapshot: Snapshot) -> None:
     with _state.lock:
         _state.snapshot = snapshot
@@ -321,13 +334,16 @@ def _mirror_path(config: Config) -> Path | None:
 def _load_mirror(config: Config) -> Snapshot | None:
     """The last good feed a previous process saved, if any (and if it is still readable)."""
     path = _mirror_path(config)
-    if path is None or not path.exists():
+    if path is None:
         return None
     try:
+        if not path.exists():
+            return None
         saved = json.loads(path.read_text(encoding="utf-8"))
         feed = parse_feed(saved["body"]) if saved["body"] is not None else EMPTY_FEED
+        _compile(feed)
         return Snapshot(feed, float(saved["fetchedAt"]), "disk")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - unreadable, corrupt, too deep: ignored, loudly
         warn_once(
             f"rules-mirror:{path}",
             "revenium: ignoring the saved cost-control rules at %s (%s); waiting for a fetch",
@@ -368,10 +384,19 @@ def _start_poller() -> None:
     try:
         from revenium import lifecycle  # noqa: PLC0415 - the runtime, only with cost controls
 
-        lifecycle.spawn("rule poller", poll_forever)
+        started = lifecycle.spawn("rule poller", poll_forever)
     except Exception as exc:  # noqa: BLE001 - contained: the next check tries again
         _state.poller_alive = False
         report_internal_error(exc, "starting the cost-control poller", reraise=False)
+        return
+
+    def not_started(future: Any) -> None:
+        # The runtime stopped before the poller could start (a shutdown racing this call):
+        # the next check starts one on the next runtime.
+        if future.cancelled() or future.exception() is not None:
+            _state.poller_alive = False
+
+    started.add_done_callback(not_started)
 
 
 async def poll_forever() -> None:
@@ -381,16 +406,19 @@ async def poll_forever() -> None:
     client = httpx.AsyncClient(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=False)
     try:
         while True:
+            _state.refresh_requested = False  # before reading the config: no lost wake-up
             config = get_config()
-            if config is not _state.config_seen:
-                _adopt(config)
-            _state.refresh_requested = False
             delay = config.cb_poll_interval_seconds
-            if _enabled(config) and _missing_settings(config) is None:
-                delay = max(delay, await refresh(config, client))
+            try:
+                if config is not _state.config_seen:
+                    _adopt(config)
+                if _enabled(config) and _missing_settings(config) is None:
+                    delay = max(delay, await refresh(config, client))
+            except Exception as exc:  # noqa: BLE001 - one failed round; the last rules stay
+                report_internal_error(exc, "fetching the cost-control rules", reraise=False)
             await _sleep(delay)
     finally:
-        _state.poller_alive = False
+        _state.poller_alive = False  # cancelled (shutdown): the next check starts another
         with anyio.CancelScope(shield=True):
             await client.aclose()
 
@@ -427,10 +455,16 @@ async def refresh(config: Config, client: Any) -> float:
     key = (config.enforcement_url, config.team_id)
     result: _Fetched = await retrying(_fetch, config, client)
     if result.feed is not None:
-        if _state.key != key:
-            return 0.0  # the team (or URL) changed meanwhile: these rules are not its rules
         fetched_at = time.time()
-        _install(Snapshot(result.feed, fetched_at, "api"))
+        current = _state.snapshot
+        # an unchanged feed keeps its compiled index: nothing to rebuild after every poll
+        feed = current.feed if current is not None and _state.body == result.body else result.feed
+        _compile(feed)  # here, on the runtime's thread, never on a caller's
+        with _state.lock:
+            if _state.key != key:
+                return 0.0  # the team (or URL) changed meanwhile: not its rules
+            _state.body = result.body
+            _install(Snapshot(feed, fetched_at, "api"))
         try:
             await anyio.to_thread.run_sync(_save_mirror, config, result.body, fetched_at)
         except OSError as exc:
@@ -484,7 +518,7 @@ async def _fetch(config: Config, client: Any) -> _Fetched:
     }
     try:
         response = await client.get(url, headers=headers)
-    except httpx.TransportError as exc:
+    except httpx.HTTPError as exc:  # transport, decoding, a broken proxy: retried
         return _Fetched(retry=True, reason=f"{type(exc).__name__}: {exc}")
     return _read(response, parse_retry_after)
 
@@ -504,5 +538,5 @@ def _read(response: Any, parse_retry_after: Callable[[str | None], float | None]
         return _Fetched(feed=parse_feed(body), body=body)
     except MalformedFeedError as exc:
         return _Fetched(reason="the rule feed is malformed, rejected as a whole: " + str(exc))
-    except ValueError as exc:
-        return _Fetched(reason=f"the rule feed is not JSON: {exc}")
+    except (ValueError, RecursionError) as exc:
+        return _Fetched(reason=f"the rule feed is not JSON: {type(exc).__name__}: {exc}")

@@ -8,6 +8,7 @@ signal hooks); :mod:`revenium.runtime` owns the machinery of one runtime.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import importlib
 import os
 import signal
@@ -73,11 +74,11 @@ def submit(record: Pending) -> None:
     runtime.submit(record)
 
 
-def spawn(name: str, task: Callable[[], Any]) -> None:
-    """Run ``task`` in this process's runtime (starting it), supervised, until shutdown."""
+def spawn(name: str, task: Callable[[], Any]) -> concurrent.futures.Future[None]:
+    """Run ``task`` in this process's runtime (starting it) until shutdown."""
     runtime = _runtime()
     assert runtime is not None
-    runtime.spawn(name, task)
+    return runtime.spawn(name, task)
 
 
 def statistics() -> Statistics:

@@ -20,6 +20,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Final
 
 import attrs
@@ -184,11 +185,16 @@ class _Condition:
         return any(test(s, w) for s in found for w in self.text)
 
 
-@attrs.frozen
+_NO_GROUPS: Final[Mapping[str, GroupEntry]] = MappingProxyType({})
+
+
+@attrs.frozen(eq=False)  # identity: compared and hashed by object, never field by field
 class _Compiled:
     position: int
     rule: Rule
     tests: tuple[_Condition, ...]
+    # a grouped rule's entries by normalized group value, built once (not per call)
+    groups: Mapping[str, GroupEntry] = attrs.field(factory=lambda: _NO_GROUPS)
 
     def applies(self, subjects: _Subjects) -> bool:
         rule = self.rule
@@ -221,7 +227,7 @@ class RuleIndex:
         by_id: dict[str, _Compiled] = {}
         for position, rule in enumerate(rules):
             tests = tuple(t for f in rule.filters if (t := _Condition.compile(f)) is not None)
-            entry = _Compiled(position, rule, tests)
+            entry = _Compiled(position, rule, tests, _group_index(rule))
             if rule.rule_id is not None:
                 by_id.setdefault(str(rule.rule_id), entry)
             grouped = bool(rule.group_breakdown or rule.group_by)
@@ -264,7 +270,8 @@ class RuleIndex:
         if not found:
             return self.anywhere
         found.extend(self.anywhere)
-        return tuple(sorted(set(found), key=lambda c: c.position))
+        unique = {c.position: c for c in found}  # a rule filed under several of the values
+        return tuple(unique[p] for p in sorted(unique))
 
 
 class _Subjects:
@@ -296,28 +303,43 @@ _GROUP_KEYS: Final[Mapping[str, Callable[[CallFacts], tuple[str | None, ...]]]] 
     "PRODUCT": lambda f: (f.product,),
     "AGENT": lambda f: (f.agent,),
     "TASK_TYPE": lambda f: (f.task_type,),
-    "MODEL": lambda f: (f.model,),
+    "MODEL": lambda f: (model_family(f.model) if f.model else None,),
     "PROVIDER": lambda f: (f.provider,),
 }
 
 
-def own_entry(rule: Rule, facts: CallFacts) -> GroupEntry | None:
+def _group_key(rule: Rule, value: str) -> str:
+    if (rule.group_by or "").upper() == "MODEL":
+        return model_family(value)  # a model's group is its family, as records name it
+    return value.strip().casefold()
+
+
+def _group_index(rule: Rule) -> Mapping[str, GroupEntry]:
+    return {_group_key(rule, e.group_value): e for e in rule.group_breakdown if e.group_value}
+
+
+def own_entry(
+    rule: Rule, facts: CallFacts, groups: Mapping[str, GroupEntry] | None = None
+) -> GroupEntry | None:
     """A grouped rule's entry for this caller: by subscriber id, then normalized and raw email
     (or by the value of the dimension the rule is grouped by)."""
     keys_of = _GROUP_KEYS.get((rule.group_by or "").upper())
     if keys_of is not None:
-        keys = [k.strip().casefold() for k in keys_of(facts) if k]
+        keys = [k for k in keys_of(facts) if k]
     else:
         keys = [facts.subscriber_id or ""]
         if facts.subscriber_email:
             keys += [normalize_email(facts.subscriber_email), facts.subscriber_email.strip()]
-    entries = {e.group_value.strip().casefold(): e for e in rule.group_breakdown if e.group_value}
-    return next((entries[k.casefold()] for k in keys if k and k.casefold() in entries), None)
+    entries = _group_index(rule) if groups is None else groups
+    return next(
+        (entries[k] for key in keys if key and (k := _group_key(rule, key)) in entries), None
+    )
 
 
-def _tripped(rule: Rule, facts: CallFacts) -> bool:
+def _tripped(compiled: _Compiled, facts: CallFacts) -> bool:
+    rule = compiled.rule
     if rule.group_breakdown or rule.group_by:
-        entry = own_entry(rule, facts)
+        entry = own_entry(rule, facts, compiled.groups)
         return entry is not None and entry.breached
     return rule.breached or rule.blocked
 
@@ -337,7 +359,7 @@ def evaluate(feed: RuleFeed, facts: CallFacts, now: datetime) -> Outcome:
     index: RuleIndex = feed.index
     for compiled in index.candidates(subjects):
         rule = compiled.rule
-        if _expired(rule, now) or not _tripped(rule, facts) or not compiled.applies(subjects):
+        if _expired(rule, now) or not _tripped(compiled, facts) or not compiled.applies(subjects):
             continue
         if rule.shadow_mode:  # observed, never enforced
             shadowed.append(rule)

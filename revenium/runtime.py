@@ -26,6 +26,7 @@ find the hand-off buffer itself full, and those are counted and reported loudly.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import threading
@@ -138,15 +139,26 @@ class Runtime:
             self._wake_pending = True
             self._loop.call_soon_threadsafe(self._wake_now)
 
-    def spawn(self, name: str, task: Callable[[], Any]) -> None:
-        """Run ``task`` in the runtime's task group, supervised (the cost-control poller)."""
+    def spawn(self, name: str, task: Callable[[], Any]) -> concurrent.futures.Future[None]:
+        """Run ``task`` in the runtime's task group until shutdown (the cost-control poller).
+
+        Not restarted when it fails: its owner starts another when it needs one (a restart
+        here as well would run two). The future fails if the runtime has stopped meanwhile.
+        """
         loop = self._loop
         assert loop is not None
 
-        async def start() -> None:  # start_soon must be called from inside the loop's tasks
-            self._task_group.start_soon(self._supervise, name, task)
+        async def run() -> None:
+            try:
+                await task()
+            except Exception as exc:  # noqa: BLE001 - reported; the owner starts another
+                self._last_error = f"{name}: {exc!r}"
+                report_internal_error(exc, f"the runtime's {name} task", reraise=False)
 
-        asyncio.run_coroutine_threadsafe(start(), loop)
+        async def start() -> None:  # start_soon must be called from inside the loop's tasks
+            self._task_group.start_soon(run, name=name)
+
+        return asyncio.run_coroutine_threadsafe(start(), loop)
 
     def _drop(self, record: Pending) -> None:
         with self._drop_lock:

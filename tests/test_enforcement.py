@@ -1232,3 +1232,88 @@ def test_a_fetch_for_the_old_team_still_in_flight_is_not_applied_to_the_new_team
     finally:
         release_a.set()
         release_b.set()
+
+
+# ----------------------------------------------------------------------------- review fixes
+
+
+def test_an_unexpected_fetch_failure_never_multiplies_the_poller(
+    server: MeteringServer, quick: list[float]
+) -> None:
+    # a 200 whose gzip body is corrupt (a broken proxy): httpx raises a DecodingError
+    server.serve_rules(None)
+    server.rules[None] = Response(200, raw=b"not gzip at all", headers={"content-encoding": "gzip"})
+    enable(server, cb_poll_interval_seconds=60)
+    client = revenium.wrap(oa.sync_client())
+    with revenium.testing.capture(strict_mode=False) as captured:
+        for _ in range(40):  # each call checks the rules; none may start another poller
+            client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+            time.sleep(0.005)
+    assert len(captured.completions) == 40  # and every call is still metered
+    # one poller: its first fetch (up to 5 attempts), then it sleeps the 60 s interval
+    assert len(server.rule_requests) <= 5
+    assert enforcement._state.poller_alive
+
+
+def test_a_cache_dir_the_sdk_cannot_use_never_breaks_or_unmeters_a_call(
+    server: MeteringServer, tmp_path: Path
+) -> None:
+    server.serve_rules(FEED)
+    # a name the file system refuses (ENAMETOOLONG on exists()): the mirror is unusable
+    enable(server, cache_dir=tmp_path / ("x" * 300))
+    with revenium.testing.capture(strict_mode=False) as captured:
+        openai_call(model="gpt-4o-mini")
+
+        async def async_call() -> None:
+            client = revenium.wrap(oa.async_client())
+            await client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+
+        asyncio.run(async_call())
+    assert len(captured.completions) == 2
+
+
+def test_a_closed_mode_async_call_survives_an_unusable_cache_dir(
+    server: MeteringServer, tmp_path: Path
+) -> None:
+    server.serve_rules(FEED)
+    enable(server, cache_dir=tmp_path / ("x" * 300), cb_fail_mode="closed")
+
+    async def calls() -> None:
+        client = revenium.wrap(oa.async_client())
+        await client.chat.completions.create(model="gpt-4o-mini", messages=USER)  # allowed
+        with pytest.raises(BudgetExceededError):
+            await client.chat.completions.create(model=GPT, messages=USER)
+
+    asyncio.run(calls())
+
+
+def test_a_bedrock_application_profile_cannot_escape_a_model_rule(server: MeteringServer) -> None:
+    server.serve_rules(FEED)  # CLAUDE_RULE: claude-sonnet-4-6
+    enable(server)
+    load_rules()
+    seen: list[an.Recorded] = []
+    client = revenium.wrap(an.bedrock_client(an.recording(seen)))
+    profile = "arn:aws:bedrock:us-east-1:123:application-inference-profile/a1b2c3"
+    with pytest.raises(BudgetExceededError):  # the ARN names no model: the rule stays in force
+        client.messages.create(model=profile, **KW)
+    with pytest.raises(BudgetExceededError):  # a context-window variant is the same model
+        client.messages.create(model="anthropic.claude-sonnet-4-6-v1:0:200k", **KW)
+    assert seen == []
+
+
+def test_an_async_stream_manager_entered_twice_sends_once_and_records_once() -> None:
+    seen: list[an.Recorded] = []
+    client = revenium.wrap(an.async_client(an.recording(seen)))
+
+    async def twice() -> None:
+        manager = client.messages.stream(model=CLAUDE, **KW)
+        async with manager as stream:
+            await stream.get_final_message()
+        with pytest.raises(RuntimeError):  # the SDK's own: a coroutine cannot be reused
+            async with manager:
+                pass
+
+    with revenium.testing.capture() as captured:
+        asyncio.run(twice())
+    assert len(seen) == 1
+    assert [r.stop_reason.value for r in captured.completions] == ["END"]

@@ -1324,3 +1324,14 @@ def test_the_pre_call_check_raises_nothing_but_budget_exceeded(
     assert all(e.message.startswith("Request blocked by Revenium") for e in blocked)
     # and nothing failed inside, only to be contained: the check itself never errs
     assert _diagnostics.internal_error_count() == contained
+
+
+def test_a_rule_grouped_by_model_finds_the_callers_family() -> None:
+    grouped = rule(
+        groupBy="MODEL",
+        breached=False,
+        groupBreakdown=[{"groupValue": "gpt-4o-2024-08-06", "breached": True}],
+    )
+    feed = feed_of(grouped)
+    assert blocks(feed, CallFacts(model="gpt-4o"))
+    assert not blocks(feed, CallFacts(model="gpt-4o-mini"))

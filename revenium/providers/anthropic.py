@@ -60,7 +60,9 @@ def _labels(client: Any) -> Labels:
     names = [cls.__name__ for cls in type(client).__mro__]
     for fragment, provider in _PLATFORMS:
         if any(fragment in name for name in names):
-            return Labels(provider, "ANTHROPIC", cache_in_input=False)
+            # a Bedrock application inference profile's ARN names no model: cost controls
+            # keep their model rules in force for it (as for an Azure deployment)
+            return Labels(provider, "ANTHROPIC", cache_in_input=False, deployment_names=True)
     host = client_host(client)
     for suffix, provider, source in _HOSTS:
         if host_matches(host, suffix):
@@ -73,7 +75,9 @@ def _labels(client: Any) -> Labels:
 
 # Bedrock: an ARN's resource part, a cross-region prefix (us., eu., apac., global. ...) and the
 # maker prefix, then Bedrock's ``-v1:0`` version suffix. Vertex: an ``@version`` suffix.
-_BEDROCK_ID: Final = re.compile(r"^(?:[a-z-]+\.)?anthropic\.(?P<name>.+?)(?:-v\d+(?::\d+)?)?$")
+_BEDROCK_ID: Final = re.compile(
+    r"^(?:[a-z-]+\.)?anthropic\.(?P<name>.+?)(?:-v\d+(?::\d+)?)?(?::\d+k)?$"
+)  # ``:200k`` and kin name a context-window variant of the same model
 _LEGACY: Final = frozenset({"claude", "claude-instant"})  # ``claude-v2:1``: the version is the name
 
 

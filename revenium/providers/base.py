@@ -133,6 +133,13 @@ class CallInfo:
             self._metadata = merged
         return self._metadata
 
+    def copy(self) -> CallInfo:
+        """An independent copy (one per request a deferred method sends)."""
+        twin = object.__new__(CallInfo)
+        for name in CallInfo.__slots__:
+            object.__setattr__(twin, name, getattr(self, name))
+        return twin
+
     def restart(self) -> None:
         """The request is sent now, not when the call was made (a stream manager's ``with``)."""
         self.wall = time.time()

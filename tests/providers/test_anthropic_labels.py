@@ -150,3 +150,9 @@ def test_objects_of_the_sdk_that_are_not_clients_are_refused() -> None:
             TypeError, match=r"does not support .*supported clients: .*AnthropicBedrock"
         ):
             revenium.wrap(thing)
+
+
+def test_a_context_window_variant_is_the_same_model() -> None:
+    assert (
+        normalize_model("anthropic.claude-3-haiku-20240307-v1:0:200k") == "claude-3-haiku-20240307"
+    )
