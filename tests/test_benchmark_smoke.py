@@ -151,3 +151,68 @@ def test_the_existing_sdk_figure_runs(kind: str, fake_api: str, tmp_path: Path) 
     result = run_figure("call_overhead", {**params, "base_url": fake_api}, tmp_path)
     assert_overhead(result, pairs=2)
     assert result["stats"]["errors"] == 0  # type: ignore[index]
+
+
+# -- every other figure, tiny, so none of them can rot ---------------------------------------
+
+
+def _closed_port() -> str:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"  # nothing listens there any more
+
+
+@pytest.mark.parametrize(
+    ("figure", "params", "keys"),
+    [
+        ("throughput", {"n": 60, "warmup": 6}, ("delivered",)),
+        ("raw_httpx", {"n": 60, "warmup": 6, "concurrency": 2}, ()),
+        ("loop_stall", {"n": 400, "burst": 200, "control": False}, ()),
+        ("shutdown_flush", {"n": 200, "timeout": 10}, ("delivered", "dropped")),
+    ],
+)
+def test_the_delivery_figures_run_against_the_fake_api(
+    figure: str, params: dict[str, object], keys: tuple[str, ...], fake_api: str, tmp_path: Path
+) -> None:
+    result = run_figure(figure, {**params, "base_url": fake_api}, tmp_path)
+    for key in keys:
+        assert key in result, key
+    if "dropped" in result:
+        assert result["dropped"] == 0
+
+
+@pytest.mark.parametrize(
+    ("figure", "params"),
+    [
+        ("memory_down", {"n": 2_000, "batch": 1_000, "yield_gil": True}),
+        ("memory_idle", {}),
+    ],
+)
+def test_the_memory_figures_run_with_the_api_down(
+    figure: str, params: dict[str, object], tmp_path: Path
+) -> None:
+    result = run_figure(figure, {**params, "base_url": _closed_port()}, tmp_path)
+    assert isinstance(result["peak_rss_mb"], float)
+    if figure == "memory_down":
+        assert result["dropped"] == 0
+
+
+def test_the_handoff_figure_runs(tmp_path: Path) -> None:
+    result = run_figure("handoff", {"batch": 10, "batches": 5, "idle": 5}, tmp_path)
+    assert result["submit"]
+
+
+@pytest.mark.parametrize("kind", ["call", "stream"])
+def test_the_openai_overhead_and_profile_figures_run(kind: str, tmp_path: Path) -> None:
+    params: dict[str, object] = {"provider": "openai", "kind": kind, "pairs": 2, "warmup": 1,
+                                 "is_async": False, "delivery": "ledger"}  # fmt: skip
+    if kind == "call":
+        params["calls"] = 5
+    else:
+        params.update(chunks=20, streams=1)
+    assert_overhead(run_figure("call_overhead", params, tmp_path), pairs=2)
+    profile = run_figure("call_profile", {**params, "pairs": 1}, tmp_path)
+    assert profile
