@@ -30,7 +30,7 @@ from revenium.attribution import Metadata, parse_metadata
 from revenium.config import Config, get_config
 from revenium.context import is_metered, metadata_sources
 from revenium.errors import BudgetExceededError
-from revenium.providers.base import CallInfo, Endpoint, Labels
+from revenium.providers.base import CallInfo, Endpoint, Labels, StreamEnd
 from revenium.records import CompletionRecord, Record, StopReason
 from revenium.sink import submit_later
 from revenium.streams import meter_async_stream, meter_stream
@@ -219,9 +219,15 @@ def _settle(endpoint: Endpoint, call: CallInfo, result: Any, *, is_async: bool) 
 
 
 def _meter_on_parse(endpoint: Endpoint, call: CallInfo, response: Any, *, is_async: bool) -> None:
-    """Meter a raw response when the caller parses it (raw bytes readers stay unmetered)."""
+    """Meter a raw response when the caller parses it.
+
+    A streamed body the caller reads as bytes or lines (``with_streaming_response``) and
+    never parses is still a paid call: when its HTTP response closes unparsed, it is
+    recorded with estimated counts (see :func:`_unparsed_record`).
+    """
     original = response.parse
     done: list[bool] = []
+    parsing: list[bool] = []  # parse() reads the body, and the response closes inside it
 
     def settle(parsed: Any) -> Any:
         if done:
@@ -229,20 +235,87 @@ def _meter_on_parse(endpoint: Endpoint, call: CallInfo, response: Any, *, is_asy
         done.append(True)
         return _settle(endpoint, call, parsed, is_async=is_async)
 
+    _on_unparsed_close(endpoint, call, response, done, parsing, is_async=is_async)
+
     if _is_coroutine_function(original):
 
         @functools.wraps(original)
         async def parse_async(*args: Any, **kwargs: Any) -> Any:
-            return settle(await original(*args, **kwargs))
+            parsing.append(True)
+            try:
+                parsed = await original(*args, **kwargs)
+            finally:
+                parsing.pop()
+            return settle(parsed)
 
         response.parse = parse_async
     else:
 
         @functools.wraps(original)
         def parse(*args: Any, **kwargs: Any) -> Any:
-            return settle(original(*args, **kwargs))
+            parsing.append(True)
+            try:
+                parsed = original(*args, **kwargs)
+            finally:
+                parsing.pop()
+            return settle(parsed)
 
         response.parse = parse
+
+
+def _on_unparsed_close(
+    endpoint: Endpoint,
+    call: CallInfo,
+    response: Any,
+    done: list[bool],
+    parsing: list[bool],
+    *,
+    is_async: bool,
+) -> None:
+    """Record a streamed raw response that is closed without ever being parsed."""
+    http = getattr(response, "http_response", None)
+    if http is None or getattr(http, "is_closed", True) or endpoint.accumulator is None:
+        return  # a buffered body (with_raw_response): metered when parsed
+    name = "aclose" if is_async else "close"
+    found = getattr(http, name, None)
+    if not callable(found):
+        return
+
+    def unparsed() -> None:
+        if not done and not parsing:  # a close inside parse() is parse's own reading
+            done.append(True)
+            submit_later(functools.partial(_unparsed_record, endpoint, call))
+
+    if is_async:
+        original_async = cast("Callable[[], Awaitable[Any]]", found)
+
+        async def aclose() -> Any:
+            unparsed()
+            return await original_async()
+
+        http.aclose = aclose
+    else:
+        original = cast("Callable[[], Any]", found)
+
+        def close() -> Any:
+            unparsed()
+            return original()
+
+        http.close = close
+
+
+def _unparsed_record(endpoint: Endpoint, call: CallInfo) -> Record | None:
+    """A paid call whose body the caller read raw: the request is known, the usage is not.
+
+    The endpoint's stream reader, fed nothing, makes the estimated record it makes for a
+    stream without usage (input from the prompt's size), marked ``estimated``.
+    """
+    assert endpoint.accumulator is not None
+    end = StreamEnd(call.elapsed_ms(), None, None, ended=True)
+    record = endpoint.accumulator(call).record(call, end)
+    if isinstance(record, CompletionRecord):  # the reader says "stream": the request decides
+        record = attrs.evolve(record, is_streamed=endpoint.is_stream(call.request))
+    return record
 
 
 def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
