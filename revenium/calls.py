@@ -17,6 +17,7 @@ shared by :func:`_begin` and :func:`_settle`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import time
@@ -272,36 +273,56 @@ def _on_unparsed_close(
     *,
     is_async: bool,
 ) -> None:
-    """Record a streamed raw response that is closed without ever being parsed."""
+    """Record a streamed raw response closed without being parsed (``with_streaming_response``).
+
+    The hook is on the response wrapper's ``close`` (the ``with`` block's exit), not on the
+    HTTP response: a caller may ``read()`` first and ``parse()`` after. At close, a body that
+    was read whole is parsed here, so its exact usage is kept; a body read as lines or bytes
+    (or not read) makes the estimated record.
+    """
     http = getattr(response, "http_response", None)
     if http is None or getattr(http, "is_closed", True) or endpoint.accumulator is None:
         return  # a buffered body (with_raw_response): metered when parsed
-    name = "aclose" if is_async else "close"
-    found = getattr(http, name, None)
+    found = getattr(response, "close", None)
     if not callable(found):
         return
+    streamed = endpoint.is_stream(call.request)
 
-    def unparsed() -> None:
+    def estimate() -> None:
         if not done and not parsing:  # a close inside parse() is parse's own reading
             done.append(True)
             submit_later(functools.partial(_unparsed_record, endpoint, call))
+
+    def read_whole() -> bool:
+        """The body was read into memory (``read()``, ``json()``, ``text``): parse it."""
+        try:
+            http.content  # noqa: B018 - raises when the body was streamed, not read
+        except Exception:  # noqa: BLE001 - httpx's ResponseNotRead, or any other shape
+            return False
+        return not streamed and not done
 
     if is_async:
         original_async = cast("Callable[[], Awaitable[Any]]", found)
 
         async def aclose() -> Any:
-            unparsed()
+            with contextlib.suppress(Exception):  # not parseable: estimated below
+                if read_whole():
+                    await response.parse()  # metered by the parse hook, exactly
+            estimate()
             return await original_async()
 
-        http.aclose = aclose
+        response.close = aclose
     else:
         original = cast("Callable[[], Any]", found)
 
         def close() -> Any:
-            unparsed()
+            with contextlib.suppress(Exception):  # not parseable: estimated below
+                if read_whole():
+                    response.parse()
+            estimate()
             return original()
 
-        http.close = close
+        response.close = close
 
 
 def _unparsed_record(endpoint: Endpoint, call: CallInfo) -> Record | None:

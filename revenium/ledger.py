@@ -166,7 +166,11 @@ class Ledger:
         present = {row[1] for row in db.execute("PRAGMA table_info(records)")}
         for name, kind in _ADDED_COLUMNS:
             if name not in present:
-                db.execute(f"ALTER TABLE records ADD COLUMN {name} {kind}")
+                try:
+                    db.execute(f"ALTER TABLE records ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
         return db
 
     def write(self, batch: Sequence[tuple[Record, str, bytes]]) -> int:

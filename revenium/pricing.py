@@ -121,6 +121,8 @@ _RATES: Final = (
     ("reasoning", "output_mtok"),  # reasoning is billed as output
 )
 _MILLION: Final = Decimal(1_000_000)
+# Charges every call pays besides its tokens: the fast path cannot see them.
+_OTHER_CHARGES: Final = ("requests_kcount",)
 
 
 def _price(library: Any, info: Any, record: CompletionRecord) -> Decimal:
@@ -132,6 +134,8 @@ def _price(library: Any, info: Any, record: CompletionRecord) -> Decimal:
     """
     prices = info.get_prices(record.request_time)
     classes = record.token_classes
+    if any(getattr(prices, field, None) is not None for field in _OTHER_CHARGES):
+        return _calculated(library, prices, classes)  # e.g. a price per request (Perplexity)
     total = Decimal(0)
     for name, field in _RATES:
         tokens = getattr(classes, name)

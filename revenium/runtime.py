@@ -209,7 +209,10 @@ class Runtime:
         self._spool_leftovers()
         pending = self._close_stores()
         if self._summary is not None:
-            self._summary.close()  # the totals by model
+            try:
+                self._summary.close()  # the totals by model
+            except Exception as exc:  # noqa: BLE001 - a summary must never fail a shutdown
+                report_internal_error(exc, "printing the summary", reraise=False)
         return attrs.evolve(
             self._report(started, completed=report.completed),
             pending=pending,
@@ -302,7 +305,7 @@ class Runtime:
                 if isinstance(record, CompletionRecord) and record.estimated:
                     self._counts["estimated"] += 1
                 if summary is not None:
-                    summary.add(record)
+                    self._print(summary, record)
                 if config.ledger_file is not None:
                     ledger_rows.append((record, envelope.path, envelope.body))
                 if config.api_key is not None:
@@ -328,6 +331,14 @@ class Runtime:
             report_internal_error(exc, "writing the ledger", reraise=False)
         else:
             self._counts["ledger_written"] += written
+
+    @staticmethod
+    def _print(summary: SummaryPrinter, record: Record) -> None:
+        """A summary line; whatever goes wrong printing it, the record is still delivered."""
+        try:
+            summary.add(record)
+        except Exception as exc:  # noqa: BLE001 - contained and reported
+            report_internal_error(exc, "printing the summary", reraise=False)
 
     def _summary_for(self, config: Config) -> SummaryPrinter | None:
         """The terminal summary, when ``print_summary`` asks for one (printed off the caller)."""
@@ -652,7 +663,7 @@ class Runtime:
             record, envelope = built
             summary = self._summary_for(config)
             if summary is not None:
-                summary.add(record)
+                self._print(summary, record)
             if config.ledger_file is not None:
                 ledger_rows.append((record, envelope.path, envelope.body))
             if config.api_key is not None:

@@ -70,10 +70,12 @@ class SummaryPrinter:
 
     def _write(self, text: str) -> None:
         stream = self._stream or sys.stderr  # read late: tests and apps may swap stderr
+        if stream is None:  # no stderr at all (pythonw, a service started with 2>&-)
+            return
         try:
             stream.write(text + "\n")
             stream.flush()
-        except (OSError, ValueError):  # a closed or broken stderr must not stop delivery
+        except Exception:  # noqa: BLE001, S110 - a broken stderr must never cost a record
             pass
 
     def add(self, record: Record) -> None:

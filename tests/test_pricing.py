@@ -268,3 +268,69 @@ def test_the_fast_path_agrees_with_genai_prices_own_calculation(
         usage, model, provider_id=provider.lower(), genai_request_timestamp=WHEN
     ).total_price
     assert r.cost_estimate.usd == Decimal(expected)
+
+
+def test_the_fast_path_agrees_with_genai_prices_for_every_model_it_knows() -> None:
+    """Every model of the price data, three usage shapes: the sum of tokens times rates must
+    equal genai-prices' own calculation wherever the fast path is taken."""
+    from genai_prices import data_snapshot
+
+    shapes: list[dict[str, Any]] = [
+        {"input_token_count": 1_000, "output_token_count": 500},
+        {"input_token_count": 3_000, "cache_read_token_count": 1_000,
+         "output_token_count": 200, "reasoning_token_count": 50},
+        {"input_token_count": 800, "cache_creation_token_count": 300,
+         "cache_creation_1h_token_count": 100, "output_token_count": 20},
+    ]  # fmt: skip
+    checked = 0
+    for provider in data_snapshot.get_snapshot().providers:
+        for model in provider.models:
+            info = pricing._model_info(model.id, provider.id)
+            if info is None:
+                continue
+            for shape in shapes:
+                r = record(model=model.id, provider="test", **shape)
+                try:
+                    prices = info.get_prices(r.request_time)
+                    expected = pricing._calculated(
+                        pricing._library(),
+                        prices,
+                        r.token_classes,
+                    )
+                except Exception:
+                    continue
+                assert pricing._price(pricing._library(), info, r) == expected, (
+                    provider.id,
+                    model.id,
+                    shape,
+                )
+                checked += 1
+    assert checked > 1_000
+
+
+def test_without_any_stderr_the_summary_costs_no_record(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import sqlite3
+
+    import openai
+
+    from revenium.providers._openai_standin import StandInServer
+
+    ledger = tmp_path / "ledger.sqlite3"
+    revenium.configure(print_summary="human", ledger_path=ledger)
+    monkeypatch.setattr("sys.stderr", None)  # pythonw, or a service started with 2>&-
+    with StandInServer() as server:
+        client = revenium.wrap(openai.OpenAI(base_url=server.base_url, api_key="sk-test"))
+        with client:
+            for _ in range(3):
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                )
+        report = revenium.shutdown_sync(timeout=10)  # no exception either
+    assert (report.ledger_written, report.dropped) == (3, 0)
+    db = sqlite3.connect(ledger)
+    try:
+        assert db.execute("SELECT COUNT(*) FROM records").fetchone() == (3,)
+    finally:
+        db.close()

@@ -57,18 +57,23 @@ def test_a_parsed_streaming_response_stays_exact(server: StandInServer, captured
     assert (record.estimated, record.output_token_count) == (False, message.usage.output_tokens)
 
 
-def test_openai_bytes_read_without_parsing_are_one_record(
+def test_a_body_read_whole_without_parsing_keeps_its_exact_usage(
     server: StandInServer, captured: Capture
 ) -> None:
-    with revenium.wrap(openai.OpenAI(base_url=server.base_url, api_key="k")) as client:
-        messages: Any = [{"role": "user", "content": "hi"}]
-        with client.chat.completions.with_streaming_response.create(
-            model="gpt-4o-mini", messages=messages
-        ) as response:
-            assert response.read()
-    (record,) = captured.completions
-    assert (record.model, record.estimated, record.stop_reason) == (
-        "gpt-4o-mini", True, StopReason.END
+    messages: Any = [{"role": "user", "content": "hi"}]
+    chat = revenium.wrap(openai.OpenAI(base_url=server.base_url, api_key="k"))
+    stream = chat.chat.completions.with_streaming_response.create
+    with chat, stream(model="gpt-4o-mini", messages=messages) as response:
+        assert response.read()  # the whole body, in memory: parsed at close
+    claude = revenium.wrap(anthropic.Anthropic(base_url=server.origin, api_key="k"))
+    with claude, claude.messages.with_streaming_response.create(**KW) as response:
+        response.read()
+        message = response.parse()  # read first, parsed after: still exact, once
+    openai_record, anthropic_record = captured.completions
+    assert (openai_record.model, openai_record.estimated) == ("gpt-4o-mini-2024-07-18", False)
+    assert openai_record.output_token_count > 0
+    assert (anthropic_record.estimated, anthropic_record.output_token_count) == (
+        False, message.usage.output_tokens
     )  # fmt: skip
 
 
