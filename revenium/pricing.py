@@ -171,7 +171,8 @@ def _lookups(record: CompletionRecord, provider: str | None) -> list[tuple[str, 
     if record.provider_model_id:
         lookups.append((record.provider_model_id, provider))
     lookups.append((record.model, provider))
-    maker = (record.model_source or "").lower()
+    source = record.model_source or ""
+    maker = _PROVIDERS.get(source) or source.lower()  # XAI is genai-prices' x-ai
     if maker and maker != provider:  # also for a gateway's host, whose maker the name told
         lookups.append((record.model, maker))
     return lookups

@@ -223,10 +223,9 @@ class CompletionRecord(_AICall):
         cache_read = self.cache_read_token_count or 0
         cache_write = self.cache_creation_token_count or 0
         write_1h = self.cache_creation_1h_token_count or 0
-        write_5m = self.cache_creation_5m_token_count
-        if write_5m is None:
-            write_5m = max(cache_write - write_1h, 0)
-        cache_write = max(cache_write, write_5m + write_1h)
+        # Writes the split does not account for are billed as 5-minute writes (the default).
+        write_5m = max(self.cache_creation_5m_token_count or 0, cache_write - write_1h)
+        cache_write = write_5m + write_1h
         reasoning = self.reasoning_token_count or 0
         uncached = self.input_token_count
         if self.cache_in_input:

@@ -334,3 +334,13 @@ def test_without_any_stderr_the_summary_costs_no_record(
         assert db.execute("SELECT COUNT(*) FROM records").fetchone() == (3,)
     finally:
         db.close()
+
+
+def test_cache_writes_the_split_leaves_out_are_billed_as_five_minute_writes() -> None:
+    r = record(
+        model="claude-haiku-4-5", provider="ANTHROPIC", cache_in_input=False,
+        input_token_count=10, cache_creation_token_count=1_000,
+        cache_creation_5m_token_count=600, cache_creation_1h_token_count=100,
+        output_token_count=1,
+    )  # fmt: skip
+    assert (r.token_classes.cache_write_5m, r.token_classes.cache_write_1h) == (900, 100)
