@@ -66,6 +66,18 @@ class Secret:
         prefix = next((p for p in _KEY_PREFIXES if self._value.startswith(p)), "")
         return f"{prefix}***({len(self._value)} chars)"
 
+    def redact(self, text: str) -> str:
+        """``text`` with this secret masked wherever it appears, whole or in pieces.
+
+        An HTTP library refusing a header quotes the header's value in its error (a key with
+        a newline, pasted from a two-line file): such errors reach logs, the spool and
+        ``revenium doctor`` only through this.
+        """
+        for piece in (self._value, *self._value.split()):  # a newline splits the quote
+            if len(piece) >= 8:
+                text = text.replace(piece, self.masked())
+        return text
+
 
 def _check_key_shape(value: str, source: str) -> None:
     if not value.startswith(_KEY_PREFIXES) or not all(33 <= ord(c) <= 126 for c in value):

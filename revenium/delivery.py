@@ -113,18 +113,6 @@ def classify(response: httpx.Response) -> Attempt:
     return Attempt(Verdict.QUARANTINE, status, reason)
 
 
-def _without_key(text: str, config: Config) -> str:
-    """An error text fit for logs and the spool: a key with a character no header can carry
-    makes the HTTP library quote the whole header in its error."""
-    if config.api_key is None:
-        return text
-    secret = config.api_key.reveal()
-    for piece in (secret, *secret.split()):  # a key with a newline is quoted in pieces
-        if len(piece) >= 8:
-            text = text.replace(piece, "<api key>")
-    return text
-
-
 def _proxy_for(url: str) -> httpx.Proxy | None:
     """The proxy the environment asks for (``HTTPS_PROXY``, ``NO_PROXY``...), as httpx's
     client would pick it; the raw transport does not read the environment itself."""
@@ -201,7 +189,7 @@ class Sender:
             finally:
                 await response.aclose()
         except httpx.TransportError as exc:  # connect/read/write errors and timeouts
-            reason = _without_key(f"{type(exc).__name__}: {exc}", config)
+            reason = config.api_key.redact(f"{type(exc).__name__}: {exc}")
             return Attempt(Verdict.RETRY, None, reason[:_REASON_LIMIT])
         result = classify(response)
         if result.status in {429, 503} and result.retry_after:

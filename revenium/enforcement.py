@@ -519,7 +519,7 @@ async def _fetch(config: Config, client: Any) -> _Fetched:
     try:
         response = await client.get(url, headers=headers)
     except httpx.HTTPError as exc:  # transport, decoding, a broken proxy: retried
-        return _Fetched(retry=True, reason=f"{type(exc).__name__}: {exc}")
+        return _Fetched(retry=True, reason=config.api_key.redact(f"{type(exc).__name__}: {exc}"))
     return _read(response, parse_retry_after)
 
 

@@ -301,3 +301,13 @@ def test_log_level_can_be_set_and_reset() -> None:
     assert logger.level == logging.DEBUG
     revenium.configure(log_level=None)
     assert logger.level == logging.NOTSET
+
+
+def test_a_secret_redacts_itself_from_error_texts_whole_or_in_pieces() -> None:
+    key = Secret("hak_SECRETSECRETSECRET\nsecond-line")  # a key pasted from a two-line file
+    error = "LocalProtocolError: Illegal header value b'hak_SECRETSECRETSECRET\\nsecond-line'"
+    redacted = key.redact(error)
+    assert "SECRETSECRET" not in redacted
+    assert "second-line" not in redacted
+    assert redacted.startswith("LocalProtocolError: Illegal header value b'hak_***(")
+    assert Secret("hak_short").redact("nothing here") == "nothing here"

@@ -189,12 +189,7 @@ def _request(
     except (httpx.HTTPError, ValueError) as exc:  # ValueError: a key no header can carry
         elapsed = (time.perf_counter() - started) * 1000
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        secret = config.api_key.reveal()
-        for shown in (secret, repr(secret), repr(secret.encode())):  # h11 quotes the header
-            text = text.replace(shown, mask_key(secret))
-        if len(secret) >= 12 and secret[4:12] in text:  # any other rendering of the key
-            text = f"{type(exc).__name__} (details withheld: they quote the API key)"
-        return None, elapsed, text
+        return None, elapsed, config.api_key.redact(text)
     elapsed = (time.perf_counter() - started) * 1000
     return response.status_code, elapsed, response.headers.get("location", "")
 
