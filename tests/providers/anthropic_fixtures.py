@@ -9,7 +9,6 @@ The factories build clients with ``max_retries=0``, so failure models fail fast.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,14 +16,15 @@ import anthropic
 import httpx2
 from anthropic.lib.bedrock import AnthropicBedrock, AsyncAnthropicBedrock
 from anthropic.lib.vertex import AnthropicVertex, AsyncAnthropicVertex
+from standin_transport import Handler, backend_handler
 
 from revenium.providers._anthropic_standin import AnthropicBackend
-from revenium.providers._openai_standin import Reply
 
 __all__ = [
     "BEDROCK_MODEL",
     "BEDROCK_URL",
     "MODEL",
+    "USER_TEXT",
     "VERTEX_MODEL",
     "VERTEX_URL",
     "Handler",
@@ -34,13 +34,16 @@ __all__ = [
     "async_client",
     "async_vertex_client",
     "bedrock_client",
+    "echo",
     "make_handler",
     "recording",
     "sync_client",
+    "tokens",
     "vertex_client",
+    "words",
 ]
 
-Handler = Callable[[httpx2.Request], httpx2.Response]
+USER_TEXT = "Hello there, how are you today?"  # the question most tests ask
 MODEL = "claude-sonnet-4-6"
 BEDROCK_MODEL = "us.anthropic.claude-sonnet-4-6-v1:0"
 VERTEX_MODEL = "claude-sonnet-4-6@20260101"
@@ -53,43 +56,25 @@ VERTEX_URL = (
 FAKE_AWS_KEYS = {"aws_access_key": "AKIASTANDINFAKEKEY00", "aws_secret_key": "standin-secret"}
 
 
-class _Body(httpx2.SyncByteStream, httpx2.AsyncByteStream):
-    """A response body for sync and async clients alike; ``abort`` mimics a dropped connection."""
+def tokens(text: str) -> int:
+    """The stand-in's counting rule: characters // 4, at least 1."""
+    return max(1, len(text) // 4)
 
-    def __init__(self, reply: Reply, request: httpx2.Request) -> None:
-        self._reply = reply
-        self._request = request
 
-    def _failure(self) -> httpx2.RemoteProtocolError:
-        message = "peer closed connection without sending complete message body"
-        return httpx2.RemoteProtocolError(message, request=self._request)
+def echo(text: str) -> str:
+    """The stand-in's reply: "Echo: " and the first 40 characters, whitespace collapsed."""
+    return " ".join(f"Echo: {text[:40]}".split())
 
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._reply.chunks
-        if self._reply.abort:
-            raise self._failure()
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self._reply.chunks:
-            yield chunk
-        if self._reply.abort:
-            raise self._failure()
+def words(text: str) -> int:
+    """Output tokens of a reply: its words."""
+    return len(text.split())
 
 
 def make_handler(backend: AnthropicBackend | None = None) -> Handler:
     """A handler with its own id counter and prompt cache (ids restart at 1)."""
     backend = backend or AnthropicBackend()
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        reply = backend.handle(
-            request.method, request.url.raw_path.decode("ascii"), request.headers, request.content
-        )
-        headers = {"content-type": reply.content_type, **reply.headers}
-        if reply.abort or reply.stream:
-            return httpx2.Response(reply.status, headers=headers, stream=_Body(reply, request))
-        return httpx2.Response(reply.status, headers=headers, content=reply.body)
-
-    return handler
+    return backend_handler(backend.handle)
 
 
 anthropic_handler: Handler = make_handler()

@@ -8,13 +8,13 @@ assertions hold for socket tests and in-process tests. The factories build clien
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx2
 import openai
+from standin_transport import Handler, backend_handler
 
-from revenium.providers._openai_standin import AZURE_FIRST_CHUNK_HEADER, Backend, Reply
+from revenium.providers._openai_standin import AZURE_FIRST_CHUNK_HEADER, Backend
 
 __all__ = [
     "Handler",
@@ -27,48 +27,13 @@ __all__ = [
     "sync_client",
 ]
 
-Handler = Callable[[httpx2.Request], httpx2.Response]
 AZURE_ENDPOINT = "https://res.openai.azure.com"
-
-
-class _Body(httpx2.SyncByteStream, httpx2.AsyncByteStream):
-    """A response body for sync and async clients alike; ``abort`` mimics a dropped connection."""
-
-    def __init__(self, reply: Reply, request: httpx2.Request) -> None:
-        self._reply = reply
-        self._request = request
-
-    def _failure(self) -> httpx2.RemoteProtocolError:
-        # What httpx2 raises when a real server hangs up mid-body (see the socket tests).
-        message = "peer closed connection without sending complete message body"
-        return httpx2.RemoteProtocolError(message, request=self._request)
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._reply.chunks
-        if self._reply.abort:
-            raise self._failure()
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self._reply.chunks:
-            yield chunk
-        if self._reply.abort:
-            raise self._failure()
 
 
 def make_handler(backend: Backend | None = None) -> Handler:
     """A handler with its own id counter and stored responses (ids restart at 1)."""
     backend = backend or Backend()
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        reply = backend.handle(
-            request.method, request.url.raw_path.decode("ascii"), request.headers, request.content
-        )
-        headers = {"content-type": reply.content_type, **reply.headers}
-        if reply.abort or reply.stream:
-            return httpx2.Response(reply.status, headers=headers, stream=_Body(reply, request))
-        return httpx2.Response(reply.status, headers=headers, content=reply.body)
-
-    return handler
+    return backend_handler(backend.handle)
 
 
 openai_handler: Handler = make_handler()

@@ -21,6 +21,7 @@ from anthropic_fixtures import (
     BEDROCK_MODEL,
     BEDROCK_URL,
     MODEL,
+    USER_TEXT,
     VERTEX_MODEL,
     VERTEX_URL,
     Recorded,
@@ -28,10 +29,13 @@ from anthropic_fixtures import (
     async_client,
     async_vertex_client,
     bedrock_client,
+    echo,
     make_handler,
     recording,
     sync_client,
+    tokens,
     vertex_client,
+    words,
 )
 
 from revenium.providers._anthropic_standin import (
@@ -42,24 +46,10 @@ from revenium.providers._anthropic_standin import (
 )
 from revenium.providers._openai_standin import StandInServer
 
-USER_TEXT = "Hello there, how are you today?"
 USER: Any = [{"role": "user", "content": USER_TEXT}]
 WEATHER: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
 TOOLS: Any = [{"name": "get_weather", "input_schema": {"type": "object", "properties": {}}}]
 METRICS = "amazon-bedrock-invocationMetrics"
-
-
-def tokens(text: str) -> int:
-    """The documented rule: characters // 4, at least 1."""
-    return max(1, len(text) // 4)
-
-
-def echo(text: str) -> str:
-    return " ".join(f"Echo: {text[:40]}".split())
-
-
-def words(text: str) -> int:
-    return len(text.split())
 
 
 REPLY = echo(USER_TEXT)

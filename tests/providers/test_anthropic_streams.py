@@ -25,6 +25,7 @@ import pytest
 from anthropic_fixtures import (
     BEDROCK_MODEL,
     MODEL,
+    USER_TEXT,
     VERTEX_MODEL,
     Handler,
     Recorded,
@@ -32,10 +33,13 @@ from anthropic_fixtures import (
     async_client,
     async_vertex_client,
     bedrock_client,
+    echo,
     make_handler,
     recording,
     sync_client,
+    tokens,
     vertex_client,
+    words,
 )
 
 import revenium
@@ -45,7 +49,6 @@ from revenium.testing import Capture
 
 # ----------------------------------------------------------------------------- the requests
 
-USER_TEXT = "Hello there, how are you today?"
 MESSAGES: Any = [{"role": "user", "content": USER_TEXT}]
 # A system block marked for caching: on a fresh backend, the first request writes it (5 min).
 CACHED = "You are a careful assistant who always answers briefly. " * 4
@@ -58,20 +61,6 @@ SURFACES = pytest.mark.parametrize("surface", ["create", "stream"])
 
 
 # ----------------------------------------------------------------------------- counting rules
-
-
-def tokens(text: str) -> int:
-    """The stand-in's rule: characters // 4, at least 1."""
-    return max(1, len(text) // 4)
-
-
-def words(text: str) -> int:
-    return len(text.split())
-
-
-def echo(text: str) -> str:
-    """The stand-in's reply: "Echo: " and the first 40 characters, whitespace collapsed."""
-    return " ".join(f"Echo: {text[:40]}".split())
 
 
 def estimate(characters: int) -> int:

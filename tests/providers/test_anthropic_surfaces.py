@@ -20,16 +20,20 @@ import pytest
 from anthropic_fixtures import (
     BEDROCK_MODEL,
     MODEL,
+    USER_TEXT,
     VERTEX_MODEL,
     Recorded,
     async_bedrock_client,
     async_client,
     async_vertex_client,
     bedrock_client,
+    echo,
     make_handler,
     recording,
     sync_client,
+    tokens,
     vertex_client,
+    words,
 )
 
 import revenium
@@ -37,25 +41,12 @@ from revenium.records import CompletionRecord, OperationType, StopReason
 from revenium.testing import Capture
 from revenium.wire import to_wire
 
-USER_TEXT = "Hello there, how are you today?"
 USER: Any = [{"role": "user", "content": USER_TEXT}]
 WEATHER_TEXT = "What is the weather in Paris?"
 TOOLS: Any = [{"name": "get_weather", "input_schema": {"type": "object", "properties": {}}}]
 
 
-def tokens(text: str) -> int:
-    return max(1, len(text) // 4)
-
-
-def reply(text: str) -> str:
-    return " ".join(f"Echo: {text[:40]}".split())
-
-
-def words(text: str) -> int:
-    return len(text.split())
-
-
-REPLY = reply(USER_TEXT)
+REPLY = echo(USER_TEXT)
 
 
 @dataclass(frozen=True)
