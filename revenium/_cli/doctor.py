@@ -293,17 +293,7 @@ def _spool(config: Config) -> Check:
 
     path = default_path(config.spool_directory)
     if not path.exists():
-        if not _creatable(path):
-            return Check("spool", "fail", f"{path} cannot be created (directory not writable)")
-        return Check(
-            "spool",
-            "ok",
-            f"no file yet at {path} (created when a record must wait)",
-            {
-                "path": str(path),
-                "exists": False,
-            },
-        )
+        return _not_yet("spool", path, "created when a record must wait")
     status, notes, details = _file_checks(path)
     try:
         counts = read_status(path)
@@ -322,6 +312,15 @@ def _spool(config: Config) -> Check:
     return Check("spool", status, "; ".join([message, *notes]), details)
 
 
+def _not_yet(name: str, path: Path, when: str) -> Check:
+    """A store that does not exist yet: fine, if it can be created when it is needed."""
+    if not _creatable(path):
+        return Check(name, "fail", f"{path} cannot be created (directory not writable)")
+    return Check(
+        name, "ok", f"no file yet at {path} ({when})", {"path": str(path), "exists": False}
+    )
+
+
 def _ledger(config: Config) -> Check:
     path = config.ledger_file
     if path is None:
@@ -331,17 +330,7 @@ def _ledger(config: Config) -> Check:
             "none: records go to the Revenium API only (REVENIUM_LEDGER_PATH keeps a copy)",
         )
     if not path.exists():
-        if not _creatable(path):
-            return Check("ledger", "fail", f"{path} cannot be created (directory not writable)")
-        return Check(
-            "ledger",
-            "ok",
-            f"no file yet at {path} (created by the first record)",
-            {
-                "path": str(path),
-                "exists": False,
-            },
-        )
+        return _not_yet("ledger", path, "created by the first record")
     status, notes, details = _file_checks(path)
     try:
         db = open_readonly(path, "ledger")
