@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any, Final, cast
@@ -34,7 +35,12 @@ from revenium.errors import BudgetExceededError
 from revenium.providers.base import CallInfo, Endpoint, Labels, StreamEnd
 from revenium.records import CompletionRecord, Record, StopReason
 from revenium.sink import submit_later
-from revenium.streams import meter_async_stream, meter_stream
+from revenium.streams import (
+    meter_async_generator,
+    meter_async_stream,
+    meter_generator,
+    meter_stream,
+)
 
 __all__ = ["ClientState", "metered_async", "metered_deferred", "metered_sync"]
 
@@ -143,7 +149,7 @@ async def _await_first_rules(config: Config) -> None:
         await enforcement.wait_first_fetch(config)
 
 
-_PROMPT_KEYS: Final = ("messages", "input", "prompt", "instructions", "system")
+_PROMPT_KEYS: Final = ("messages", "input", "prompt", "instructions", "system", "contents")
 
 
 def _snapshot(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -205,10 +211,7 @@ def _settle(endpoint: Endpoint, call: CallInfo, result: Any, *, is_async: bool) 
             _meter_on_parse(endpoint, call, result, is_async=is_async)
             return result
         if endpoint.accumulator is not None and endpoint.is_stream(call.request):
-            accumulator = endpoint.accumulator(call)
-            if is_async:
-                return meter_async_stream(result, call, accumulator)
-            return meter_stream(result, call, accumulator)
+            return _metered_stream(endpoint, call, result, is_async=is_async)
         # The record is built where it costs the caller nothing: on the runtime's thread
         # (or right now, when a listener such as revenium.testing wants it now).
         if call.ended is None:  # a raw response parsed later keeps its arrival time
@@ -217,6 +220,19 @@ def _settle(endpoint: Endpoint, call: CallInfo, result: Any, *, is_async: bool) 
     except Exception as exc:  # noqa: BLE001 - contained: the caller still gets the result
         report_internal_error(exc, f"metering {endpoint.path}")
     return result
+
+
+def _metered_stream(endpoint: Endpoint, call: CallInfo, stream: Any, *, is_async: bool) -> Any:
+    """The SDK's stream object metered in place, or a generator metered by one of ours."""
+    assert endpoint.accumulator is not None
+    accumulator = endpoint.accumulator(call)
+    if inspect.isgenerator(stream):  # google-genai: a plain generator, not a stream object
+        return meter_generator(stream, call, accumulator, lazy=endpoint.lazy)
+    if inspect.isasyncgen(stream):
+        return meter_async_generator(stream, call, accumulator, lazy=endpoint.lazy)
+    if is_async:
+        return meter_async_stream(stream, call, accumulator)
+    return meter_stream(stream, call, accumulator)
 
 
 def _meter_on_parse(endpoint: Endpoint, call: CallInfo, response: Any, *, is_async: bool) -> None:
@@ -340,8 +356,6 @@ def _unparsed_record(endpoint: Endpoint, call: CallInfo) -> Record | None:
 
 
 def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
-    import inspect  # noqa: PLC0415 - only raw-response calls need it
-
     return inspect.iscoroutinefunction(inspect.unwrap(fn))
 
 
@@ -359,14 +373,25 @@ def _start(
         return None
 
 
+Begin = Callable[[dict[str, Any]], CallInfo | None]
+"""What a metered method does before the provider call: ``None`` when it is not metered."""
+
+
 def metered_sync(
-    original: Callable[..., Any], endpoint: Endpoint, state: ClientState
+    original: Callable[..., Any],
+    endpoint: Endpoint,
+    state: ClientState,
+    begin: Begin | None = None,
 ) -> Callable[..., Any]:
-    """A drop-in for a sync SDK method that meters each call."""
+    """A drop-in for a sync SDK method that meters each call.
+
+    ``begin`` replaces the usual start of a call (context, cost controls) for the requests of
+    a call that makes several (:mod:`revenium.requests`), whose call has started already.
+    """
 
     @functools.wraps(original)
     def call(*args: Any, **kwargs: Any) -> Any:
-        info = _start(endpoint, state, kwargs)
+        info = _start(endpoint, state, kwargs) if begin is None else begin(kwargs)
         if info is None:
             return original(*args, **kwargs)
         try:
@@ -381,19 +406,19 @@ def metered_sync(
 
 
 def metered_async(
-    original: Callable[..., Any], endpoint: Endpoint, state: ClientState
+    original: Callable[..., Any],
+    endpoint: Endpoint,
+    state: ClientState,
+    begin: Begin | None = None,
 ) -> Callable[..., Any]:
-    """A drop-in for an async SDK method that meters each call."""
+    """A drop-in for an async SDK method that meters each call (``begin``: see ``metered_sync``)."""
 
     @functools.wraps(original)
     async def call(*args: Any, **kwargs: Any) -> Any:
-        config = get_config()
-        if config.cb_fail_mode == "closed" and config.circuit_breaker_enabled:
-            try:
-                await _await_first_rules(config)
-            except Exception as exc:  # noqa: BLE001 - contained; the check decides next
-                report_internal_error(exc, "waiting for the cost-control rules", reraise=False)
-        info = _start(endpoint, state, kwargs, may_wait=False)
+        if begin is None:
+            info = await start_async(endpoint, state, kwargs)
+        else:
+            info = begin(kwargs)
         if info is None:
             return await original(*args, **kwargs)
         try:
@@ -405,6 +430,19 @@ def metered_async(
 
     call.__revenium_endpoint__ = endpoint.path  # type: ignore[attr-defined]
     return call
+
+
+async def start_async(
+    endpoint: Endpoint, state: ClientState, kwargs: dict[str, Any]
+) -> CallInfo | None:
+    """The start of an async call: in closed fail mode, the first rules are awaited first."""
+    config = get_config()
+    if config.cb_fail_mode == "closed" and config.circuit_breaker_enabled:
+        try:
+            await _await_first_rules(config)
+        except Exception as exc:  # noqa: BLE001 - contained; the check decides next
+            report_internal_error(exc, "waiting for the cost-control rules", reraise=False)
+    return _start(endpoint, state, kwargs, may_wait=False)
 
 
 def metered_deferred(
@@ -456,8 +494,6 @@ def _defer(endpoint: Endpoint, call: CallInfo, holder: object, *, is_async: bool
             type(holder).__qualname__,
         )
         return
-    import inspect  # noqa: PLC0415 - only stream managers need it
-
     request = getattr(holder, name)
     awaitable = inspect.isawaitable(request)
     if is_async and awaitable and not callable(request):

@@ -20,9 +20,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from revenium.attribution import Metadata, merge, parse_metadata
+from revenium.call_groups import grouped_async, grouped_sync, request_begin
 from revenium.calls import ClientState, metered_async, metered_deferred, metered_sync
 from revenium.providers import adapter_for, supported_clients
-from revenium.providers.base import Adapter
+from revenium.providers.base import Adapter, Endpoint
 
 __all__ = ["unwrap", "wrap"]
 
@@ -35,8 +36,7 @@ def _is_async_client(client: object) -> bool:
 
 
 def _install(client: Any, adapter: Adapter, state: ClientState) -> None:
-    is_async = _is_async_client(client)
-    metered = metered_async if is_async else metered_sync
+    client_is_async = _is_async_client(client)
     for endpoint in adapter.endpoints:
         *parents, name = endpoint.path.split(".")
         owner: Any = client
@@ -46,15 +46,39 @@ def _install(client: Any, adapter: Adapter, state: ClientState) -> None:
             original = getattr(owner, name)
         except AttributeError:
             continue  # an SDK version without this resource: nothing to meter there
+        is_async = client_is_async if endpoint.asynchronous is None else endpoint.asynchronous
         if endpoint.deferred is not None:
             setattr(owner, name, metered_deferred(original, endpoint, state, is_async=is_async))
+        elif endpoint.per_request is not None:
+            _install_grouped(owner, name, original, endpoint, state, is_async=is_async)
         else:
+            metered = metered_async if is_async else metered_sync
             setattr(owner, name, metered(original, endpoint, state))
     for method in adapter.copy_methods:
         original_copy = getattr(client, method, None)
         if callable(original_copy):
             setattr(client, method, _rewrapping(original_copy, adapter, state))
     object.__setattr__(client, _STATE, state)
+
+
+def _install_grouped(
+    owner: Any,
+    name: str,
+    original: Callable[..., Any],
+    endpoint: Endpoint,
+    state: ClientState,
+    *,
+    is_async: bool,
+) -> None:
+    """A call that may send several requests: metered per request (``revenium.call_groups``)."""
+    assert endpoint.per_request is not None
+    per_request = getattr(owner, endpoint.per_request, None)
+    if callable(per_request):  # absent in some SDK version: the call says so when it ends
+        metered = metered_async if is_async else metered_sync
+        hook = metered(per_request, endpoint, state, request_begin(endpoint))
+        setattr(owner, endpoint.per_request, hook)
+    grouped = grouped_async if is_async else grouped_sync
+    setattr(owner, name, grouped(original, endpoint, state))
 
 
 def _rewrapping(

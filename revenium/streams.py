@@ -33,7 +33,14 @@ from revenium._diagnostics import report_internal_error, warn_once
 from revenium.providers.base import Accumulator, CallInfo, StreamEnd
 from revenium.sink import submit_later
 
-__all__ = ["StreamMeter", "finalize_open_streams", "meter_async_stream", "meter_stream"]
+__all__ = [
+    "StreamMeter",
+    "finalize_open_streams",
+    "meter_async_generator",
+    "meter_async_stream",
+    "meter_generator",
+    "meter_stream",
+]
 
 _open: weakref.WeakSet[StreamMeter] = weakref.WeakSet()
 _open_lock = threading.Lock()
@@ -137,36 +144,50 @@ def finalize_open_streams() -> int:
     return len(meters)
 
 
-def _sync_chunks(inner: Iterator[Any], meter: StreamMeter) -> Iterator[Any]:
+def _sync_chunks(inner: Iterator[Any], start: Callable[[], StreamMeter]) -> Iterator[Any]:
+    meter = start()  # runs at the first next(): a generator's request is sent there
     observe = meter.observe  # bound once: this loop runs per chunk
-    with meter:
-        while True:
-            meter.pulling = True
-            try:
-                chunk = next(inner)
-            except StopIteration:
-                meter.finish(ended=True)
-                return
-            finally:
-                meter.pulling = False
-            if not observe(chunk):
-                yield chunk
+    try:
+        with meter:
+            while True:
+                meter.pulling = True
+                try:
+                    chunk = next(inner)
+                except StopIteration:
+                    meter.finish(ended=True)
+                    return
+                finally:
+                    meter.pulling = False
+                if not observe(chunk):
+                    yield chunk
+    finally:
+        close = getattr(inner, "close", None)
+        if close is not None:  # closed early: close the SDK's iterator as closing it would
+            close()
 
 
-async def _async_chunks(inner: AsyncIterator[Any], meter: StreamMeter) -> AsyncIterator[Any]:
+async def _async_chunks(
+    inner: AsyncIterator[Any], start: Callable[[], StreamMeter]
+) -> AsyncIterator[Any]:
+    meter = start()
     observe = meter.observe
-    with meter:
-        while True:
-            meter.pulling = True
-            try:
-                chunk = await anext(inner)
-            except StopAsyncIteration:
-                meter.finish(ended=True)
-                return
-            finally:
-                meter.pulling = False
-            if not observe(chunk):
-                yield chunk
+    try:
+        with meter:
+            while True:
+                meter.pulling = True
+                try:
+                    chunk = await anext(inner)
+                except StopAsyncIteration:
+                    meter.finish(ended=True)
+                    return
+                finally:
+                    meter.pulling = False
+                if not observe(chunk):
+                    yield chunk
+    finally:
+        aclose = getattr(inner, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _hook_close(stream: Any, meter: StreamMeter, *, is_async: bool) -> None:
@@ -210,9 +231,9 @@ def _install(stream: Any, meter: StreamMeter, *, is_async: bool) -> bool:
             type(stream).__qualname__,
         )
     elif is_async:
-        stream._iterator = _async_chunks(inner, meter)  # noqa: SLF001 - see module docstring
+        stream._iterator = _async_chunks(inner, lambda: meter)  # noqa: SLF001 - see module docstring
     else:
-        stream._iterator = _sync_chunks(inner, meter)  # noqa: SLF001 - see module docstring
+        stream._iterator = _sync_chunks(inner, lambda: meter)  # noqa: SLF001 - see module docstring
     _hook_close(stream, meter, is_async=is_async)
     finalizer = weakref.finalize(stream, meter.finish)
     finalizer.atexit = False  # at exit, shutdown finalizes open streams through the registry
@@ -229,3 +250,54 @@ def meter_async_stream(stream: Any, call: CallInfo, accumulator: Accumulator) ->
     """Meter an async SDK stream in place and return the same object."""
     _install(stream, StreamMeter(call, accumulator), is_async=True)
     return stream
+
+
+class _Started:
+    """The meter of a generator once it has started (a generator never started sent nothing)."""
+
+    __slots__ = ("accumulator", "call", "lazy", "meter")
+
+    def __init__(self, call: CallInfo, accumulator: Accumulator, *, lazy: bool) -> None:
+        self.call = call
+        self.accumulator = accumulator
+        self.lazy = lazy
+        self.meter: StreamMeter | None = None
+
+    def start(self) -> StreamMeter:
+        if self.lazy:
+            self.call.restart()  # the request leaves now, at the first next()
+        self.meter = StreamMeter(self.call, self.accumulator)
+        return self.meter
+
+    def finish(self) -> None:
+        """The generator was collected: a started one that was never closed ends here."""
+        if self.meter is not None:
+            self.meter.finish()
+
+
+def meter_generator(
+    inner: Iterator[Any], call: CallInfo, accumulator: Accumulator, *, lazy: bool
+) -> Iterator[Any]:
+    """Meter a stream the SDK returns as a plain generator (google-genai): a generator in its place.
+
+    ``lazy``: the SDK's generator sends its request at the first ``next()``, so the call is
+    timed from there; one that is never started sent nothing and makes no record.
+    """
+    started = _Started(call, accumulator, lazy=lazy)
+    chunks = _sync_chunks(inner, started.start)
+    weakref.finalize(chunks, started.finish).atexit = False
+    return chunks
+
+
+def meter_async_generator(
+    inner: AsyncIterator[Any], call: CallInfo, accumulator: Accumulator, *, lazy: bool
+) -> AsyncIterator[Any]:
+    """:func:`meter_generator` for an async generator.
+
+    An async generator dropped where no event loop can close it is never finalized by
+    Python; the ``weakref.finalize`` backstop records it then.
+    """
+    started = _Started(call, accumulator, lazy=lazy)
+    chunks = _async_chunks(inner, started.start)
+    weakref.finalize(chunks, started.finish).atexit = False
+    return chunks

@@ -27,6 +27,7 @@ __all__ = [
     "CallInfo",
     "Endpoint",
     "Labels",
+    "RequestGroup",
     "StreamEnd",
     "estimate_tokens",
     "estimated_completion",
@@ -74,6 +75,7 @@ class CallInfo:
         "capture_prompts",
         "client_hints",
         "ended",
+        "group",
         "injected_usage",
         "labels",
         "model_aliases",
@@ -117,6 +119,9 @@ class CallInfo:
         self.wall = time.time() if wall is None else wall
         self.started = time.perf_counter() if started is None else started
         self.ended: float | None = None
+        # One of the requests of a call that sends several (revenium.requests): its
+        # records are linked to the first request's.
+        self.group: RequestGroup | None = None
 
     @property
     def request_time(self) -> datetime:
@@ -187,7 +192,7 @@ class CallInfo:
     ) -> CompletionRecord:
         """A completion record with the engine's common fields filled in."""
         labels = self.labels
-        return CompletionRecord(
+        record = CompletionRecord(
             **self.common(model=model, duration_ms=duration_ms),
             cache_in_input=labels.cache_in_input,
             reasoning_in_output=labels.reasoning_in_output,
@@ -198,6 +203,7 @@ class CallInfo:
             prompts=prompts,
             **fields,
         )
+        return record if self.group is None else self.group.link(self, record)
 
     def error_fields(self, error: BaseException) -> dict[str, Any]:
         """``error_code`` (the HTTP status, when there is one) and ``error_reason``."""
@@ -276,6 +282,14 @@ class StreamEnd:
         return isinstance(self.error, Exception)
 
 
+class RequestGroup(Protocol):
+    """The requests of one call that sends several (``revenium.requests``)."""
+
+    def link(self, call: CallInfo, record: CompletionRecord) -> CompletionRecord:
+        """``record`` of the request ``call``, linked to the call's first request."""
+        ...
+
+
 class Accumulator(Protocol):
     """Reads a stream chunk by chunk (O(1) per chunk) and makes its record at the end."""
 
@@ -297,6 +311,8 @@ class Endpoint:
     ``is_stream`` tells from the arguments which it is; ``prepare`` may adjust a *copy* of the
     arguments (returns True when it injected something the caller did not ask for).
 
+    ``asynchronous``, ``per_request`` and ``lazy`` are described where they are declared.
+
     ``deferred`` is for methods that send nothing themselves but return an object that sends
     the request later (Anthropic's ``messages.stream()`` returns a manager whose ``with``
     sends it): it names the private attribute of that object holding the request, a callable
@@ -314,6 +330,16 @@ class Endpoint:
     operation: OperationType = OperationType.CHAT
     failure: Callable[[CallInfo, BaseException], Record] = completion_failure
     deferred: str | None = None
+    # The method is async (True) or sync (False) whatever the client is: google-genai's sync
+    # ``Client`` holds its async twin in ``.aio``. ``None``: as the client's class says.
+    asynchronous: bool | None = None
+    # The sibling method the SDK calls once per HTTP request when one call may send several
+    # (google-genai's tool loop and continuations): each request is metered there, and the
+    # call's own records are linked to its first (``revenium.requests``).
+    per_request: str | None = None
+    # The stream returned sends its request at the first ``next()`` (a plain generator):
+    # its timings start there.
+    lazy: bool = False
 
 
 @attrs.frozen

@@ -1,0 +1,245 @@
+"""Calls that send several HTTP requests: one record per request, linked to the first.
+
+google-genai's ``generate_content`` may send several requests for one call: automatic
+function calling loops (the model asks for a Python function, the SDK runs it and sends the
+result back), and automatic continuation resumes a long answer. The response the caller
+gets carries the usage of the last request only, so metering the call would miss the tokens
+of every request before it.
+
+Such a call is metered in two places (``Endpoint.per_request``):
+
+- the public method starts the call like any other (context, metadata, cost controls: a
+  blocked call raises here, before anything is sent) and makes it the *active group* of the
+  requests it sends, in a context variable, so threads and tasks never see each other's;
+- the SDK's per-request method (a private one, ``Models._generate_content``) is metered once
+  per HTTP request, each request a record with its own usage and timings. The second and
+  later records name the first one's transaction id as their ``parentTransactionId``, unless
+  the caller's metadata names a parent of its own.
+
+The per-request method is private, so the hook is guarded: when a call ends without the SDK
+having called it (an SDK version that sends its requests another way), the public method
+meters what it returned, the last request's usage, and says so once in the log.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
+from typing import Any
+
+import attrs
+
+from revenium._diagnostics import warn_once
+from revenium.calls import (
+    Begin,
+    ClientState,
+    _failed,
+    _settle,
+    _snapshot,
+    _start,
+    start_async,
+)
+from revenium.providers.base import CallInfo, Endpoint
+from revenium.records import CompletionRecord
+from revenium.streams import meter_async_generator, meter_generator
+
+__all__ = ["grouped_async", "grouped_sync", "request_begin"]
+
+_ACTIVE: ContextVar[_Group | None] = ContextVar("revenium_call_group", default=None)
+
+
+class _Group:
+    """One call and the requests it has sent so far."""
+
+    __slots__ = ("call", "first", "first_id", "requests")
+
+    def __init__(self, call: CallInfo) -> None:
+        self.call = call
+        self.requests = 0
+        self.first: CallInfo | None = None
+        self.first_id: str | None = None
+
+    def request(self, endpoint: Endpoint, kwargs: dict[str, Any]) -> CallInfo:
+        """The ``CallInfo`` of a request the call sends now, with the request's own arguments."""
+        call = self.call.copy()
+        call.restart()
+        call.ended = None
+        # The request's own prompt: a tool loop's later requests carry the function calls.
+        snapshot = call.capture_prompts or endpoint.is_stream(kwargs)
+        call.request = _snapshot(kwargs) if snapshot else kwargs
+        call.group = self
+        if self.first is None:
+            self.first = call
+        self.requests += 1
+        return call
+
+    def link(self, call: CallInfo, record: CompletionRecord) -> CompletionRecord:
+        """Records are built in the order the requests ended: the first one's comes first."""
+        if call is self.first:
+            self.first_id = record.transaction_id or record.idempotency_key
+            return record
+        if self.first_id is None or record.metadata.parent_transaction_id is not None:
+            return record
+        metadata = attrs.evolve(record.metadata, parent_transaction_id=self.first_id)
+        return attrs.evolve(record, metadata=metadata)
+
+
+def request_begin(endpoint: Endpoint) -> Begin:
+    """The start of a request of the active call; ``None`` outside a metered call."""
+
+    def begin(kwargs: dict[str, Any]) -> CallInfo | None:
+        group = _ACTIVE.get()
+        return None if group is None else group.request(endpoint, kwargs)
+
+    return begin
+
+
+def _unseen(endpoint: Endpoint) -> None:
+    warn_once(
+        f"per-request:{endpoint.path}",
+        "revenium: %s sent its requests without calling %s, as this SDK version is known "
+        "to; each call is metered with the usage of its last request only (please report "
+        "the SDK version)",
+        endpoint.path,
+        endpoint.per_request,
+    )
+
+
+def _settled(endpoint: Endpoint, group: _Group, result: Any, *, is_async: bool) -> Any:
+    if group.requests:
+        return result  # each request made its record
+    _unseen(endpoint)
+    return _settle(endpoint, group.call, result, is_async=is_async)
+
+
+def grouped_sync(
+    original: Callable[..., Any], endpoint: Endpoint, state: ClientState
+) -> Callable[..., Any]:
+    """A drop-in for a sync public method whose requests are metered one by one."""
+
+    @functools.wraps(original)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        info = _start(endpoint, state, kwargs)
+        if info is None:
+            return original(*args, **kwargs)
+        group = _Group(info)
+        token = _ACTIVE.set(group)
+        try:
+            result = original(*args, **kwargs)
+        except BaseException as error:
+            if not group.requests:  # it failed before sending anything we saw
+                _failed(endpoint, info, error)
+            raise
+        finally:
+            _ACTIVE.reset(token)
+        if endpoint.is_stream(info.request):  # a generator: its requests leave as it is read
+            return _grouped_chunks(result, group, endpoint)
+        return _settled(endpoint, group, result, is_async=False)
+
+    call.__revenium_endpoint__ = endpoint.path  # type: ignore[attr-defined]
+    return call
+
+
+def grouped_async(
+    original: Callable[..., Any], endpoint: Endpoint, state: ClientState
+) -> Callable[..., Any]:
+    """A drop-in for an async public method whose requests are metered one by one."""
+
+    @functools.wraps(original)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        info = await start_async(endpoint, state, kwargs)
+        if info is None:
+            return await original(*args, **kwargs)
+        group = _Group(info)
+        token = _ACTIVE.set(group)
+        try:
+            result = await original(*args, **kwargs)
+        except BaseException as error:
+            if not group.requests:
+                _failed(endpoint, info, error)
+            raise
+        finally:
+            _ACTIVE.reset(token)
+        if endpoint.is_stream(info.request):
+            return _grouped_async_chunks(result, group, endpoint)
+        return _settled(endpoint, group, result, is_async=True)
+
+    call.__revenium_endpoint__ = endpoint.path  # type: ignore[attr-defined]
+    return call
+
+
+def _fallback(endpoint: Endpoint, group: _Group) -> tuple[CallInfo, Any]:
+    _unseen(endpoint)
+    assert endpoint.accumulator is not None
+    return group.call, endpoint.accumulator(group.call)
+
+
+def _grouped_chunks(inner: Iterator[Any], group: _Group, endpoint: Endpoint) -> Iterator[Any]:
+    """The SDK's stream, read with the call's group active (its requests start in ``next``)."""
+    group.call.restart()  # nothing was sent before the first next()
+    try:
+        while True:
+            token = _ACTIVE.set(group)
+            try:
+                chunk = next(inner)
+            except StopIteration:
+                return
+            except BaseException as error:
+                if not group.requests:
+                    _failed(endpoint, group.call, error)
+                raise
+            finally:
+                _ACTIVE.reset(token)
+            if not group.requests:  # the hook was not reached: meter the stream as a whole
+                call, accumulator = _fallback(endpoint, group)
+                yield from meter_generator(_prepend(chunk, inner), call, accumulator, lazy=False)
+                return
+            yield chunk
+    finally:
+        inner.close()  # type: ignore[attr-defined]
+
+
+async def _grouped_async_chunks(
+    inner: AsyncIterator[Any], group: _Group, endpoint: Endpoint
+) -> AsyncIterator[Any]:
+    """:func:`_grouped_chunks` for an async stream."""
+    group.call.restart()
+    try:
+        while True:
+            token = _ACTIVE.set(group)
+            try:
+                chunk = await anext(inner)
+            except StopAsyncIteration:
+                return
+            except BaseException as error:
+                if not group.requests:
+                    _failed(endpoint, group.call, error)
+                raise
+            finally:
+                _ACTIVE.reset(token)
+            if not group.requests:
+                call, accumulator = _fallback(endpoint, group)
+                metered = meter_async_generator(
+                    _aprepend(chunk, inner), call, accumulator, lazy=False
+                )
+                try:
+                    async for rest in metered:
+                        yield rest
+                finally:
+                    await metered.aclose()  # type: ignore[attr-defined]
+                return
+            yield chunk
+    finally:
+        await inner.aclose()  # type: ignore[attr-defined]
+
+
+def _prepend(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+async def _aprepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    yield first
+    async for item in rest:
+        yield item
