@@ -71,7 +71,7 @@ def _begin(
     """
     config = get_config()
     metered = is_metered(selective=config.selective_metering)
-    checked = config.circuit_breaker_enabled and not config.bypass
+    checked = config.circuit_breaker_enabled and not config.bypass and endpoint.checked
     if not metered and not checked:
         return None
     call_metadata = parse_metadata(
@@ -167,7 +167,7 @@ def _snapshot(kwargs: dict[str, Any]) -> dict[str, Any]:
     return snapshot
 
 
-def _failure_record(endpoint: Endpoint, call: CallInfo, error: BaseException) -> Record:
+def _failure_record(endpoint: Endpoint, call: CallInfo, error: BaseException) -> Record | None:
     record = endpoint.failure(call, error)
     if not isinstance(record, CompletionRecord):
         return record
@@ -202,6 +202,8 @@ def _is_raw_response(result: object) -> bool:
 def _settle(endpoint: Endpoint, call: CallInfo, result: Any, *, is_async: bool) -> Any:
     """Everything after a successful call; returns what the caller gets (never raises)."""
     try:
+        if endpoint.observe is not None:
+            endpoint.observe(call, result)
         if not endpoint.needs_response:
             call.ended = time.perf_counter()
             submit_later(functools.partial(endpoint.record, call, None))
@@ -437,7 +439,7 @@ async def start_async(
 ) -> CallInfo | None:
     """The start of an async call: in closed fail mode, the first rules are awaited first."""
     config = get_config()
-    if config.cb_fail_mode == "closed" and config.circuit_breaker_enabled:
+    if config.cb_fail_mode == "closed" and config.circuit_breaker_enabled and endpoint.checked:
         try:
             await _await_first_rules(config)
         except Exception as exc:  # noqa: BLE001 - contained; the check decides next

@@ -173,7 +173,7 @@ def _after_fork_in_child() -> None:
     _mp_hook.clear()
     for module in (_diagnostics, config_module, sink):
         module.reinit_after_fork()
-    for name in ("revenium.streams", "revenium.enforcement"):
+    for name in ("revenium.streams", "revenium.enforcement", "revenium.operations"):
         loaded = sys.modules.get(name)
         if loaded is not None:
             loaded.reinit_after_fork()

@@ -19,6 +19,7 @@ __all__ = ["adapter_for", "supported_clients"]
 _REGISTRY: Final[tuple[tuple[str, str], ...]] = (
     ("openai", "revenium.providers.openai"),
     ("anthropic", "revenium.providers.anthropic"),
+    ("google.genai", "revenium.providers.google"),
 )
 _SUPPORTED: Final = (
     "openai.OpenAI",
@@ -31,6 +32,7 @@ _SUPPORTED: Final = (
     "anthropic.AsyncAnthropicBedrock",
     "anthropic.AnthropicVertex",
     "anthropic.AsyncAnthropicVertex",
+    "google.genai.Client",
 )
 
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from revenium.providers._anthropic_standin import AnthropicBackend
+    from revenium.providers._google_standin import GoogleBackend
 
 __all__ = [
     "AZURE_FIRST_CHUNK_HEADER",
@@ -467,8 +468,13 @@ class _Handler(BaseHTTPRequestHandler):
             parsed = json.loads(raw) if raw else None
         record = {"method": method, "path": self.path, "body": parsed, "headers": headers}
         server.standin.requests.append(record)
-        anthropic = server.standin.anthropic
-        backend = anthropic if anthropic.serves(self.path) else server.standin.backend
+        standin = server.standin
+        # Google first: Anthropic claims every /v1/projects/ path, Google none under anthropic/.
+        backend: Backend | AnthropicBackend | GoogleBackend = standin.backend
+        if standin.google.serves(self.path):
+            backend = standin.google
+        elif standin.anthropic.serves(self.path):
+            backend = standin.anthropic
         reply = backend.handle(method, self.path, headers, raw)
         self.send_response(reply.status)
         self.send_header("content-type", reply.content_type)
@@ -493,17 +499,20 @@ class StandInServer:
     """``with StandInServer() as server:``, then ``OpenAI(base_url=server.base_url, ...)``.
 
     It also answers the Anthropic Messages API routes (direct, Bedrock and Vertex shapes; see
-    ``_anthropic_standin``), so one loopback server serves both SDKs:
-    ``Anthropic(base_url=server.origin, ...)``.
+    ``_anthropic_standin``) and Google's Gemini API and Vertex AI routes (see ``_google_standin``),
+    so one loopback server serves every SDK: ``Anthropic(base_url=server.origin, ...)``, and
+    ``genai.Client(..., http_options={"base_url": server.origin})``.
     """
 
     def __init__(self, *, port: int = 0) -> None:
-        # Imported here: that module builds on this one's Reply.
+        # Imported here: those modules build on this one's Reply.
         from revenium.providers._anthropic_standin import AnthropicBackend  # noqa: PLC0415
+        from revenium.providers._google_standin import GoogleBackend  # noqa: PLC0415
 
         self.requests: list[dict[str, Any]] = []
         self.backend = Backend()
         self.anthropic: AnthropicBackend = AnthropicBackend()
+        self.google: GoogleBackend = GoogleBackend()
         self._port = port
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None

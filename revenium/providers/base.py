@@ -208,6 +208,9 @@ class CallInfo:
     def error_fields(self, error: BaseException) -> dict[str, Any]:
         """``error_code`` (the HTTP status, when there is one) and ``error_reason``."""
         status = getattr(error, "status_code", None)
+        if status is None:  # google-genai's APIError names the HTTP status ``code``
+            status = getattr(error, "code", None)
+            status = status if isinstance(status, int) and 100 <= status <= 599 else None
         message = getattr(error, "message", None) or str(error) or type(error).__name__
         # An error event inside a 200 stream carries the stream's status: not an error code.
         failed = isinstance(status, int) and not isinstance(status, bool) and status >= 400
@@ -311,7 +314,8 @@ class Endpoint:
     ``is_stream`` tells from the arguments which it is; ``prepare`` may adjust a *copy* of the
     arguments (returns True when it injected something the caller did not ask for).
 
-    ``asynchronous``, ``per_request`` and ``lazy`` are described where they are declared.
+    ``asynchronous``, ``per_request``, ``lazy``, ``observe`` and ``checked`` are described
+    where they are declared.
 
     ``deferred`` is for methods that send nothing themselves but return an object that sends
     the request later (Anthropic's ``messages.stream()`` returns a manager whose ``with``
@@ -328,7 +332,7 @@ class Endpoint:
     model_argument: str = "model"
     needs_response: bool = True  # False: the request alone makes the record (raw bytes too)
     operation: OperationType = OperationType.CHAT
-    failure: Callable[[CallInfo, BaseException], Record] = completion_failure
+    failure: Callable[[CallInfo, BaseException], Record | None] = completion_failure
     deferred: str | None = None
     # The method is async (True) or sync (False) whatever the client is: google-genai's sync
     # ``Client`` holds its async twin in ``.aio``. ``None``: as the client's class says.
@@ -340,6 +344,13 @@ class Endpoint:
     # The stream returned sends its request at the first ``next()`` (a plain generator):
     # its timings start there.
     lazy: bool = False
+    # Runs on the caller's thread when the call returns, before its record is built (on the
+    # runtime's thread): cheap bookkeeping only, such as a long-running operation
+    # remembering its submission until it is seen done (``revenium.operations``).
+    observe: Callable[[CallInfo, Any], None] | None = None
+    # False for calls that cost nothing themselves (polling an operation): no cost control
+    # is checked before them.
+    checked: bool = True
 
 
 @attrs.frozen

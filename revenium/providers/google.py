@@ -1,0 +1,669 @@
+"""Google's ``google-genai`` SDK (the Gemini API and Vertex AI): what to meter and how to read it.
+
+Data and pure functions only; the engine does the rest. ``docs/providers/google.md`` has the
+tables. The points that need care, and why:
+
+- **Tokens.** Gemini counts thinking *outside* ``candidates_token_count`` and tool-use prompts
+  (grounding) outside ``prompt_token_count``. The wire carries the counts the Revenium server
+  prices, as the seed SDK sends them: ``inputTokenCount`` = prompt + tool-use prompt (cached
+  tokens included, and also reported as ``cacheReadTokenCount``); ``outputTokenCount`` =
+  candidates + thoughts (thinking is billed at the output rate, and also reported as
+  ``reasoningTokenCount``). So the record follows the OpenAI convention: input includes the
+  cache, output includes the reasoning.
+- **One record per HTTP request.** ``generate_content`` may send several requests for one call
+  (automatic function calling, automatic continuation) and returns the last one's usage only.
+  The engine meters the SDK's per-request method (``Endpoint.per_request``) and links the
+  records (``revenium.call_groups``).
+- **Streams are generators** that send nothing before the first ``next()``; every chunk's
+  usage is the request's running total, so the last one counts (never summed).
+- **Videos** are long-running operations: remembered at ``generate_videos``, metered once when
+  the wrapped client's ``operations.get`` first sees them done (``revenium.operations``).
+
+This module never imports ``google.genai`` at import time: responses are read by attribute,
+defensively, and the SDK's classes are only used by :func:`_clone`, on a client of the SDK.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, cast
+
+from revenium import operations
+from revenium._diagnostics import warn_once
+from revenium.capture import PromptCapture, capture
+from revenium.providers import reading as read
+from revenium.providers.base import (
+    Adapter,
+    CallInfo,
+    Endpoint,
+    Labels,
+    StreamEnd,
+    estimated_completion,
+)
+from revenium.records import (
+    BillingUnit,
+    CompletionStatus,
+    ImageRecord,
+    OperationType,
+    Record,
+    StopReason,
+    VideoRecord,
+)
+
+__all__ = ["ADAPTER", "normalize_model"]
+
+PROVIDER: Final = "Google"  # the Gemini API and Vertex alike (docs/providers/index.md)
+MAKER: Final = "GOOGLE"
+VIDEO_SECONDS: Final = 8  # Veo's default clip length, when the call did not ask for one
+
+# ----------------------------------------------------------------------------- labels
+
+
+def _labels(_client: Any) -> Labels:
+    return Labels(PROVIDER, MAKER)
+
+
+def _hints(client: Any) -> Mapping[str, Any]:
+    """The API's host and mode, which scope a video operation's name (its idempotency key)."""
+    api = getattr(client, "_api_client", None)
+    options = getattr(api, "_http_options", None)
+    base_url = read.text(getattr(options, "base_url", None)) or ""
+    return {"google_api": base_url, "vertexai": bool(getattr(api, "vertexai", False))}
+
+
+# ----------------------------------------------------------------------------- model names
+
+
+def normalize_model(model: str) -> str:
+    """The model's own name: ``models/gemini-2.5-flash``, Vertex's
+    ``projects/p/locations/l/publishers/google/models/gemini-2.5-flash`` and
+    ``gemini-2.5-flash@001`` all name ``gemini-2.5-flash``. Anything else is kept as it is
+    (a tuned model's or an endpoint's resource name names no public model)."""
+    name = model
+    if "models/" in name:
+        name = name.rsplit("models/", 1)[1]
+    return name.split("@", 1)[0] or model
+
+
+def _model_fields(call: CallInfo, reported: object) -> dict[str, Any]:
+    """``model`` (the normalized name) and the id the caller passed when it differs."""
+    argument = read.text(call.request.get(call.model_argument))
+    model = normalize_model(read.text(reported) or call.requested_model())
+    keep = argument is not None and normalize_model(argument) != argument
+    return {"model": model, "provider_model_id": argument if keep else None}
+
+
+# ----------------------------------------------------------------------------- usage
+
+
+def _tokens(usage: object) -> dict[str, Any]:
+    prompt = read.count(read.field(usage, "prompt_token_count"))
+    tool_prompt = read.count(read.field(usage, "tool_use_prompt_token_count"))
+    candidates = read.count(read.field(usage, "candidates_token_count"))
+    thoughts = read.opt_count(read.field(usage, "thoughts_token_count"))
+    input_tokens = prompt + tool_prompt
+    output_tokens = candidates + (thoughts or 0)
+    total = read.opt_count(read.field(usage, "total_token_count"))
+    return {
+        "input_token_count": input_tokens,
+        "output_token_count": output_tokens,
+        "total_token_count": total if total is not None else input_tokens + output_tokens,
+        "cache_read_token_count": read.opt_count(read.field(usage, "cached_content_token_count")),
+        "reasoning_token_count": thoughts,
+    }
+
+
+# ----------------------------------------------------------------------------- finish reasons
+
+_STOP: Final = {
+    "STOP": StopReason.END,
+    "FINISH_REASON_UNSPECIFIED": StopReason.END,
+    "OTHER": StopReason.END,
+    "MAX_TOKENS": StopReason.TOKEN_LIMIT,
+    "CONTINUATION": StopReason.COMPLETION_LIMIT,  # a hop cut to be continued by the next
+}
+# The model (or a filter) refused or broke off: an error, with the reason kept.
+_REFUSALS: Final = frozenset(
+    {
+        "SAFETY",
+        "RECITATION",
+        "LANGUAGE",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "MALFORMED_FUNCTION_CALL",
+        "MODEL_ARMOR",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+        "IMAGE_OTHER",
+        "NO_IMAGE",
+        "UNEXPECTED_TOOL_CALL",
+        "TOO_MANY_TOOL_CALLS",
+        "MISSING_THOUGHT_SIGNATURE",
+        "MALFORMED_RESPONSE",
+    }
+)
+
+
+def _name(value: object) -> str | None:
+    """An enum member's value (``FinishReason.STOP`` -> ``"STOP"``), or a plain string."""
+    found = getattr(value, "value", value)
+    return found if isinstance(found, str) and found else None
+
+
+def _stop_fields(reason: object, blocked: object = None) -> dict[str, Any]:
+    """``stop_reason`` in the API's vocabulary, and why for a refusal; unknown values: END."""
+    block = _name(blocked)
+    if block is not None:  # the prompt itself was blocked: no candidate at all
+        return {"stop_reason": StopReason.ERROR, "error_reason": f"prompt blocked: {block}"}
+    name = _name(reason)
+    if name is None:
+        return {"stop_reason": StopReason.END}
+    if name in _REFUSALS:
+        return {"stop_reason": StopReason.ERROR, "error_reason": f"finish_reason {name}"}
+    stop = _STOP.get(name)
+    if stop is None:
+        warn_once(
+            f"google-finish:{name}",
+            "revenium: Gemini finish_reason %r is not known to this version; recorded as END",
+            name,
+        )
+        return {"stop_reason": StopReason.END}
+    return {"stop_reason": stop}
+
+
+# ----------------------------------------------------------------------------- content
+
+
+def _parts(response: object) -> list[Any]:
+    """The parts of the first candidate (the one the SDK's ``.text`` reads)."""
+    candidates = read.field(response, "candidates")
+    if not read.is_list(candidates) or not candidates:
+        return []
+    parts = read.field(read.field(candidates[0], "content"), "parts")
+    return parts if read.is_list(parts) else []
+
+
+def _finish(response: object) -> object:
+    candidates = read.field(response, "candidates")
+    if not read.is_list(candidates) or not candidates:
+        return None
+    return read.field(candidates[0], "finish_reason")
+
+
+def _answer_text(part: object) -> str | None:
+    """A part's answer text (thought summaries are not the answer)."""
+    if read.field(part, "thought") is True:
+        return None
+    return read.text(read.field(part, "text"))
+
+
+def _plain(value: object) -> object:
+    """A prompt structure as JSON-ready data (pydantic ``Content``/``Part`` objects too)."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json", exclude_none=True)
+    if isinstance(value, Mapping):
+        items = cast("Mapping[object, object]", value)
+        return {str(k): _plain(v) for k, v in items.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in cast("Sequence[object]", value)]
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    return value if isinstance(value, str | int | float | bool) or value is None else repr(value)
+
+
+def _contents(request: Mapping[str, Any]) -> list[object]:
+    """The request's contents as a list of turns (a lone string is one user turn)."""
+    found = request.get("contents")
+    if found is None:
+        return []
+    if isinstance(found, str) or not isinstance(found, list | tuple):
+        return [_plain(found)]
+    return [_plain(turn) for turn in cast("Sequence[object]", found)]
+
+
+def _system(request: Mapping[str, Any]) -> object:
+    return read.field(request.get("config"), "system_instruction")
+
+
+def _text_of(value: object) -> str | None:
+    """The text in a system instruction: a string, a ``Content``, parts, or a list of them."""
+    plain = _plain(value)
+    texts: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, str):
+            texts.append(node)
+        elif isinstance(node, Mapping):
+            items = cast("Mapping[str, object]", node)
+            walk(items.get("text"))
+            walk(items.get("parts"))
+        elif isinstance(node, list):
+            for item in cast("list[object]", node):
+                walk(item)
+
+    walk(plain)
+    return "\n".join(t for t in texts if t) or None
+
+
+def _prompts(call: CallInfo, output: str | None) -> PromptCapture | None:
+    if not call.capture_prompts:
+        return None
+    request = call.request
+    return capture(
+        system_prompt=_text_of(_system(request)),
+        messages=_contents(request),
+        output_response=output,
+        limit=call.capture_limit,
+    )
+
+
+def _is_tool_call(part: object) -> bool:
+    return read.field(part, "function_call") is not None
+
+
+# ----------------------------------------------------------------------------- generate_content
+
+
+def _content_record(call: CallInfo, response: Any) -> Record | None:
+    if isinstance(response, str | bytes) or response is None:
+        return None
+    parts = _parts(response)
+    texts = [t for p in parts if (t := _answer_text(p))]
+    tool = any(_is_tool_call(p) for p in parts)
+    blocked = read.field(read.field(response, "prompt_feedback"), "block_reason")
+    return call.completion(
+        **_model_fields(call, read.field(response, "model_version")),
+        duration_ms=call.elapsed_ms(),
+        operation_type=OperationType.TOOL_CALL if tool else call.operation,
+        transaction_id=read.text(read.field(response, "response_id")),
+        prompts=_prompts(call, "".join(texts) or None),
+        **_stop_fields(_finish(response), blocked),
+        **_tokens(read.field(response, "usage_metadata")),
+    )
+
+
+class _ChunkAccumulator:
+    """Stream chunks: the last usage (a running total), the finish reason, the text."""
+
+    __slots__ = ("_blocked", "_chars", "_finish", "_id", "_model", "_parts", "_tool", "_usage")
+
+    def __init__(self, call: CallInfo) -> None:
+        self._usage: object = None
+        self._finish: object = None
+        self._blocked: object = None
+        self._id: str | None = None
+        self._model: str | None = None
+        self._tool = False
+        self._chars = 0
+        self._parts: list[str] | None = [] if call.capture_prompts else None
+
+    def feed(self, chunk: Any) -> tuple[bool, bool]:
+        usage = getattr(chunk, "usage_metadata", None)
+        if usage is not None:
+            self._usage = usage
+        if self._id is None:
+            self._id = read.text(getattr(chunk, "response_id", None))
+            self._model = read.text(getattr(chunk, "model_version", None))
+        content = False
+        candidates = getattr(chunk, "candidates", None)
+        if candidates:
+            first = candidates[0]
+            finish = getattr(first, "finish_reason", None)
+            if finish is not None:
+                self._finish = finish
+            parts = getattr(getattr(first, "content", None), "parts", None) or ()
+            for part in parts:
+                text = getattr(part, "text", None)
+                if type(text) is str:
+                    content = True
+                    self._chars += len(text)
+                    if self._parts is not None and getattr(part, "thought", None) is not True:
+                        self._parts.append(text)
+                elif getattr(part, "function_call", None) is not None:
+                    content = self._tool = True
+        else:
+            feedback = getattr(chunk, "prompt_feedback", None)
+            if feedback is not None:
+                self._blocked = getattr(feedback, "block_reason", None)
+        return content, False
+
+    def record(self, call: CallInfo, end: StreamEnd) -> Record:
+        common: dict[str, Any] = {
+            **_model_fields(call, self._model),
+            "duration_ms": end.duration_ms,
+            "time_to_first_token_ms": end.ttft_ms,
+            "operation_type": OperationType.TOOL_CALL if self._tool else call.operation,
+            "transaction_id": self._id,
+            "is_streamed": True,
+            "prompts": _prompts(call, "".join(self._parts or ()) or None),
+        }
+        tokens = _tokens(self._usage)
+        complete = self._finish is not None or self._blocked is not None
+        if complete and not end.failed:
+            return call.completion(**common, **_stop_fields(self._finish, self._blocked), **tokens)
+        # Cut short: the last running total has the exact prompt, the output is partial.
+        reported = self._usage is not None
+        input_tokens = tokens.pop("input_token_count")
+        output_tokens = tokens.pop("output_token_count")
+        del tokens["total_token_count"]
+        return estimated_completion(
+            call,
+            end,
+            prompt=[_contents(call.request), _text_of(_system(call.request))],
+            output_chars=self._chars,
+            input_tokens=input_tokens if reported else None,
+            output_tokens=output_tokens,
+            **common,
+            **tokens,
+        )
+
+
+def _failure(call: CallInfo, error: BaseException) -> Record:
+    """A call the provider rejected: ERROR, with the caller's model id kept."""
+    return call.completion(
+        **_model_fields(call, None),
+        duration_ms=call.elapsed_ms(),
+        stop_reason=StopReason.ERROR,
+        **call.error_fields(error),
+    )
+
+
+# ----------------------------------------------------------------------------- embed_content
+
+
+def _embedding_record(call: CallInfo, response: Any) -> Record | None:
+    """EMBED. The Gemini API reports no tokens for embeddings: such a record has 0 input
+    tokens (the docs say so); Vertex reports each embedding's token count, summed here."""
+    usage = read.field(response, "usage_metadata")
+    tokens = read.opt_count(read.field(usage, "prompt_token_count"))
+    if tokens is None:
+        found = read.field(response, "embeddings")
+        counts = [
+            read.opt_count(read.field(read.field(e, "statistics"), "token_count"))
+            for e in (found if read.is_list(found) else [])
+        ]
+        tokens = sum(c for c in counts if c is not None)
+    return call.completion(
+        **_model_fields(call, None),
+        duration_ms=call.elapsed_ms(),
+        input_token_count=tokens,
+        output_token_count=0,
+        total_token_count=tokens,
+        prompts=_prompts(call, None),
+    )
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def _config(call: CallInfo, name: str) -> object:
+    return read.field(call.request.get("config"), name)
+
+
+def _image_common(call: CallInfo, subtype: str) -> dict[str, Any]:
+    fields = _model_fields(call, None)
+    return {
+        **call.common(model=fields["model"], duration_ms=call.elapsed_ms()),
+        "provider_model_id": fields["provider_model_id"],
+        "operation_type": OperationType.IMAGE,
+        "operation_subtype": subtype,
+        "resolution": read.text(_config(call, "image_size")),
+        "aspect_ratio": read.text(_config(call, "aspect_ratio")),
+        "format": read.text(_config(call, "output_mime_type")),
+        "source_image_provided": subtype != "generation",
+        "billing_unit": BillingUnit.PER_IMAGE,
+    }
+
+
+def _image_record(subtype: str) -> Callable[[CallInfo, Any], Record | None]:
+    def record(call: CallInfo, response: Any) -> Record | None:
+        found = read.field(response, "generated_images")
+        images: list[Any] = found if read.is_list(found) else []
+        returned = sum(1 for i in images if read.field(i, "image") is not None)
+        asked = read.opt_count(_config(call, "number_of_images"))
+        return ImageRecord(
+            **_image_common(call, subtype),
+            requested_image_count=asked if asked else max(len(images), 1),
+            actual_image_count=returned,
+            revised_prompt_provided=any(read.field(i, "enhanced_prompt") for i in images),
+        )
+
+    return record
+
+
+def _image_failure(subtype: str) -> Callable[[CallInfo, BaseException], Record]:
+    def failure(call: CallInfo, error: BaseException) -> Record:
+        asked = read.opt_count(_config(call, "number_of_images"))
+        return ImageRecord(
+            **_image_common(call, subtype),
+            requested_image_count=asked or 1,
+            actual_image_count=0,
+            **call.error_fields(error),
+        )
+
+    return failure
+
+
+# ----------------------------------------------------------------------------- videos
+
+
+def _operation_name(operation: object) -> str | None:
+    return read.text(read.field(operation, "name"))
+
+
+def _remember_video(call: CallInfo, operation: Any) -> None:
+    """``generate_videos`` returned its operation: keep the submission until it is done."""
+    name = _operation_name(operation)
+    if name is not None:
+        operations.remember(name, call)
+
+
+def _video_model(name: str) -> str:
+    """The model named in an operation's name (``models/veo-3.0-generate-001/operations/x``)."""
+    resource = name.rpartition("/operations/")[0]
+    return normalize_model(resource) if "models/" in resource else "unknown"
+
+
+def _video_record(call: CallInfo, operation: Any) -> Record | None:
+    """An operation seen by ``operations.get`` (or returned done by ``generate_videos``):
+    metered the first time it is seen done, with its submission's context when this process
+    submitted it."""
+    name = _operation_name(operation)
+    if name is None or read.field(operation, "done") is not True:
+        return None
+    first, submitted = operations.take(name)
+    if not first:
+        return None
+    origin = submitted or call
+    ended = call.ended if call.ended is not None else origin.ended
+    duration_ms = origin.elapsed_ms(ended)
+    config = origin.request.get("config")
+    asked = read.opt_count(read.field(config, "duration_seconds"))
+    response = read.field(operation, "response") or read.field(operation, "result")
+    found = read.field(response, "generated_videos")
+    videos = len(found) if read.is_list(found) else 0
+    error = read.field(operation, "error")
+    if submitted is None:
+        warn_once(
+            "google-video-unknown",
+            "revenium: video operation %s was not submitted through this process's wrapped "
+            "client; it is metered with Veo's default %s s a video",
+            name,
+            VIDEO_SECONDS,
+        )
+    model = origin.requested_model() if submitted is not None else "unknown"
+    if model == "unknown":
+        model = _video_model(name)
+    failed = error is not None
+    return VideoRecord(
+        **origin.common(model=normalize_model(model), duration_ms=duration_ms),
+        provider_model_id=model if normalize_model(model) != model else None,
+        operation_type=OperationType.VIDEO,
+        transaction_id=name,
+        idempotency_key=operations.idempotency_key(str(call.client_hints.get("google_api")), name),
+        duration_seconds=0.0 if failed else float(videos * (asked or VIDEO_SECONDS)),
+        requested_duration_seconds=float(asked) if asked else None,
+        fps=read.opt_count(read.field(config, "fps")),
+        resolution=read.text(read.field(config, "resolution")),
+        aspect_ratio=read.text(read.field(config, "aspect_ratio")),
+        video_job_id=name,
+        async_operation=True,
+        completion_status=CompletionStatus.FAILED if failed else CompletionStatus.SUCCESS,
+        billing_unit=BillingUnit.PER_SECOND,
+        error_reason=_operation_error(error),
+        error_code=None,
+    )
+
+
+def _operation_error(error: object) -> str | None:
+    if error is None:
+        return None
+    message = read.text(read.field(error, "message")) or "the operation failed"
+    code = read.field(error, "code")
+    return f"operation error {code}: {message}" if code is not None else message
+
+
+def _video_failure(call: CallInfo, error: BaseException) -> Record:
+    """``generate_videos`` rejected at submission: a failed job, no video."""
+    model = call.requested_model()
+    asked = read.opt_count(_config(call, "duration_seconds"))
+    return VideoRecord(
+        **call.common(model=normalize_model(model), duration_ms=call.elapsed_ms()),
+        provider_model_id=model if normalize_model(model) != model else None,
+        operation_type=OperationType.VIDEO,
+        duration_seconds=0.0,
+        requested_duration_seconds=float(asked) if asked else None,
+        async_operation=True,
+        completion_status=CompletionStatus.FAILED,
+        billing_unit=BillingUnit.PER_SECOND,
+        **call.error_fields(error),
+    )
+
+
+def _poll_failure(_call: CallInfo, _error: BaseException) -> Record | None:
+    return None  # a failed poll costs nothing; the next one meters the operation
+
+
+# ----------------------------------------------------------------------------- the client
+
+
+def _clone(client: Any) -> Any:
+    """A new ``Client`` sharing the original's API client (its connections and credentials)
+    with metered models and operations of its own; ``client.aio`` likewise.
+
+    ``genai.Client`` has no ``copy()``, so the clone is a shallow copy with fresh resource
+    objects built on the same API client. ``Client.__del__`` closes the API client; the
+    clone's ``close`` does that only when called, never when the clone is collected (it
+    would close the original's connections under it).
+    """
+    api = client._api_client  # noqa: SLF001 - the SDK's resources are built on it
+    clone = copy.copy(client)
+    clone._models = type(client._models)(api)  # noqa: SLF001
+    clone._operations = type(client._operations)(api)  # noqa: SLF001
+    aio = copy.copy(client._aio)  # noqa: SLF001
+    aio._models = type(aio._models)(api)  # noqa: SLF001
+    aio._operations = type(aio._operations)(api)  # noqa: SLF001
+    clone._aio = aio  # noqa: SLF001
+    clone.close = _close_unless_collected(weakref.ref(clone))
+    return clone
+
+
+def _close_unless_collected(ref: Callable[[], Any]) -> Callable[[], None]:
+    def close() -> None:
+        caller = sys._getframe(1).f_code.co_name  # noqa: SLF001 - who is closing us
+        if caller == "__del__":
+            return  # the clone being collected: the connections are the original's too
+        clone = ref()
+        if clone is not None:
+            type(clone).close(clone)
+
+    return close
+
+
+def _always(_kwargs: Mapping[str, Any]) -> bool:
+    return True
+
+
+# method -> the record's operationSubtype (editing and upscaling are Vertex only)
+_IMAGE_METHODS: Final = (
+    ("generate_images", "generation"),
+    ("edit_image", "edit"),
+    ("upscale_image", "upscale"),
+)
+
+
+def _endpoints(prefix: str, *, is_async: bool) -> tuple[Endpoint, ...]:
+    models = f"{prefix}models"
+    return (
+        Endpoint(
+            f"{models}.generate_content",
+            record=_content_record,
+            accumulator=_ChunkAccumulator,
+            failure=_failure,
+            asynchronous=is_async,
+            per_request="_generate_content",
+        ),
+        Endpoint(
+            f"{models}.generate_content_stream",
+            record=_content_record,
+            accumulator=_ChunkAccumulator,
+            is_stream=_always,
+            failure=_failure,
+            asynchronous=is_async,
+            per_request="_generate_content_stream",
+            lazy=not is_async,  # aio: awaiting the per-request method sends the request
+        ),
+        Endpoint(
+            f"{models}.embed_content",
+            record=_embedding_record,
+            operation=OperationType.EMBED,
+            failure=_failure,
+            asynchronous=is_async,
+        ),
+        *(
+            Endpoint(
+                f"{models}.{method}",
+                record=_image_record(subtype),
+                operation=OperationType.IMAGE,
+                failure=_image_failure(subtype),
+                asynchronous=is_async,
+            )
+            for method, subtype in _IMAGE_METHODS
+        ),
+        Endpoint(
+            f"{models}.generate_videos",
+            record=_video_record,
+            operation=OperationType.VIDEO,
+            failure=_video_failure,
+            asynchronous=is_async,
+            observe=_remember_video,
+        ),
+        Endpoint(
+            f"{prefix}operations.get",
+            record=_video_record,
+            model_argument="operation",
+            failure=_poll_failure,
+            asynchronous=is_async,
+            checked=False,
+        ),
+    )
+
+
+ADAPTER: Final = Adapter(
+    name="google",
+    extra="google",
+    client_modules=("google.genai",),
+    supported=("Client",),
+    endpoints=(*_endpoints("", is_async=False), *_endpoints("aio.", is_async=True)),
+    labels=_labels,
+    clone=_clone,
+    copy_methods=(),
+    hints=_hints,
+    model_name=normalize_model,
+)
