@@ -14,7 +14,7 @@ nox.options.error_on_missing_interpreters = False
 
 PYTHON = "3.11"
 # Every provider SDK the adapters support, as users install them.
-TEST_EXTRAS = "dev,openai,anthropic,bedrock,prices"
+TEST_EXTRAS = "dev,openai,anthropic,bedrock,google,prices"
 
 
 @nox.session(python=PYTHON)

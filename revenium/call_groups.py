@@ -34,11 +34,11 @@ from revenium._diagnostics import warn_once
 from revenium.calls import (
     Begin,
     ClientState,
-    _failed,
-    _settle,
-    _snapshot,
-    _start,
+    record_failure,
+    settle,
+    snapshot_request,
     start_async,
+    start_call,
 )
 from revenium.providers.base import CallInfo, Endpoint
 from revenium.records import CompletionRecord
@@ -67,7 +67,7 @@ class _Group:
         call.ended = None
         # The request's own prompt: a tool loop's later requests carry the function calls.
         snapshot = call.capture_prompts or endpoint.is_stream(kwargs)
-        call.request = _snapshot(kwargs) if snapshot else kwargs
+        call.request = snapshot_request(kwargs) if snapshot else kwargs
         call.group = self
         if self.first is None:
             self.first = call
@@ -110,7 +110,7 @@ def _settled(endpoint: Endpoint, group: _Group, result: Any, *, is_async: bool) 
     if group.requests:
         return result  # each request made its record
     _unseen(endpoint)
-    return _settle(endpoint, group.call, result, is_async=is_async)
+    return settle(endpoint, group.call, result, is_async=is_async)
 
 
 def grouped_sync(
@@ -120,7 +120,7 @@ def grouped_sync(
 
     @functools.wraps(original)
     def call(*args: Any, **kwargs: Any) -> Any:
-        info = _start(endpoint, state, kwargs)
+        info = start_call(endpoint, state, kwargs)
         if info is None:
             return original(*args, **kwargs)
         group = _Group(info)
@@ -129,7 +129,7 @@ def grouped_sync(
             result = original(*args, **kwargs)
         except BaseException as error:
             if not group.requests:  # it failed before sending anything we saw
-                _failed(endpoint, info, error)
+                record_failure(endpoint, info, error)
             raise
         finally:
             _ACTIVE.reset(token)
@@ -157,7 +157,7 @@ def grouped_async(
             result = await original(*args, **kwargs)
         except BaseException as error:
             if not group.requests:
-                _failed(endpoint, info, error)
+                record_failure(endpoint, info, error)
             raise
         finally:
             _ACTIVE.reset(token)
@@ -187,7 +187,7 @@ def _grouped_chunks(inner: Iterator[Any], group: _Group, endpoint: Endpoint) -> 
                 return
             except BaseException as error:
                 if not group.requests:
-                    _failed(endpoint, group.call, error)
+                    record_failure(endpoint, group.call, error)
                 raise
             finally:
                 _ACTIVE.reset(token)
@@ -214,7 +214,7 @@ async def _grouped_async_chunks(
                 return
             except BaseException as error:
                 if not group.requests:
-                    _failed(endpoint, group.call, error)
+                    record_failure(endpoint, group.call, error)
                 raise
             finally:
                 _ACTIVE.reset(token)

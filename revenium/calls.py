@@ -12,7 +12,7 @@ The contract with the caller, in order of importance:
    ``usage_metadata=`` keyword of the seed SDK is removed before the provider sees it.
 
 The sync and async wrappers differ only in ``await``; the work before and after the call is
-shared by :func:`_begin` and :func:`_settle`.
+shared by :func:`_begin` and :func:`settle`.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def _begin(
     if config.capture_prompts or endpoint.is_stream(kwargs):
         # The record is built later (and a stream's estimate reads the prompt): freeze the
         # prompt now, before the caller appends the reply and the next question to it.
-        call.request = _snapshot(kwargs)
+        call.request = snapshot_request(kwargs)
     return call
 
 
@@ -152,7 +152,7 @@ async def _await_first_rules(config: Config) -> None:
 _PROMPT_KEYS: Final = ("messages", "input", "prompt", "instructions", "system", "contents")
 
 
-def _snapshot(kwargs: dict[str, Any]) -> dict[str, Any]:
+def snapshot_request(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The request with its prompt copied deeply (only the prompt: files stay shared)."""
     snapshot = dict(kwargs)
     for key in _PROMPT_KEYS:
@@ -180,7 +180,7 @@ def _failure_record(endpoint: Endpoint, call: CallInfo, error: BaseException) ->
     return attrs.evolve(record, **changes) if changes else record
 
 
-def _failed(endpoint: Endpoint, call: CallInfo, error: BaseException) -> None:
+def record_failure(endpoint: Endpoint, call: CallInfo, error: BaseException) -> None:
     """The record of a call that raised: ERROR, or CANCELLED for a cancellation."""
     call.ended = time.perf_counter()
     submit_later(functools.partial(_failure_record, endpoint, call, error))
@@ -199,7 +199,7 @@ def _is_raw_response(result: object) -> bool:
     )
 
 
-def _settle(endpoint: Endpoint, call: CallInfo, result: Any, *, is_async: bool) -> Any:
+def settle(endpoint: Endpoint, call: CallInfo, result: Any, *, is_async: bool) -> Any:
     """Everything after a successful call; returns what the caller gets (never raises)."""
     try:
         if endpoint.observe is not None:
@@ -248,11 +248,11 @@ def _meter_on_parse(endpoint: Endpoint, call: CallInfo, response: Any, *, is_asy
     done: list[bool] = []
     parsing: list[bool] = []  # parse() reads the body, and the response closes inside it
 
-    def settle(parsed: Any) -> Any:
+    def settle_once(parsed: Any) -> Any:
         if done:
             return parsed
         done.append(True)
-        return _settle(endpoint, call, parsed, is_async=is_async)
+        return settle(endpoint, call, parsed, is_async=is_async)
 
     _on_unparsed_close(endpoint, call, response, done, parsing, is_async=is_async)
 
@@ -265,7 +265,7 @@ def _meter_on_parse(endpoint: Endpoint, call: CallInfo, response: Any, *, is_asy
                 parsed = await original(*args, **kwargs)
             finally:
                 parsing.pop()
-            return settle(parsed)
+            return settle_once(parsed)
 
         response.parse = parse_async
     else:
@@ -277,7 +277,7 @@ def _meter_on_parse(endpoint: Endpoint, call: CallInfo, response: Any, *, is_asy
                 parsed = original(*args, **kwargs)
             finally:
                 parsing.pop()
-            return settle(parsed)
+            return settle_once(parsed)
 
         response.parse = parse
 
@@ -361,7 +361,7 @@ def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(inspect.unwrap(fn))
 
 
-def _start(
+def start_call(
     endpoint: Endpoint, state: ClientState, kwargs: dict[str, Any], *, may_wait: bool = True
 ) -> CallInfo | None:
     # The seed SDK's per-call keyword is ours: the provider never sees it, metered or not.
@@ -393,15 +393,15 @@ def metered_sync(
 
     @functools.wraps(original)
     def call(*args: Any, **kwargs: Any) -> Any:
-        info = _start(endpoint, state, kwargs) if begin is None else begin(kwargs)
+        info = start_call(endpoint, state, kwargs) if begin is None else begin(kwargs)
         if info is None:
             return original(*args, **kwargs)
         try:
             result = original(*args, **kwargs)
         except BaseException as error:
-            _failed(endpoint, info, error)
+            record_failure(endpoint, info, error)
             raise
-        return _settle(endpoint, info, result, is_async=False)
+        return settle(endpoint, info, result, is_async=False)
 
     call.__revenium_endpoint__ = endpoint.path  # type: ignore[attr-defined]
     return call
@@ -426,9 +426,9 @@ def metered_async(
         try:
             result = await original(*args, **kwargs)
         except BaseException as error:
-            _failed(endpoint, info, error)
+            record_failure(endpoint, info, error)
             raise
-        return _settle(endpoint, info, result, is_async=True)
+        return settle(endpoint, info, result, is_async=True)
 
     call.__revenium_endpoint__ = endpoint.path  # type: ignore[attr-defined]
     return call
@@ -444,7 +444,7 @@ async def start_async(
             await _await_first_rules(config)
         except Exception as exc:  # noqa: BLE001 - contained; the check decides next
             report_internal_error(exc, "waiting for the cost-control rules", reraise=False)
-    return _start(endpoint, state, kwargs, may_wait=False)
+    return start_call(endpoint, state, kwargs, may_wait=False)
 
 
 def metered_deferred(
@@ -461,7 +461,7 @@ def metered_deferred(
     @functools.wraps(original)
     def call(*args: Any, **kwargs: Any) -> Any:
         # On an async client this runs on the event loop: it must not wait for the rules.
-        info = _start(endpoint, state, kwargs, may_wait=not is_async)
+        info = start_call(endpoint, state, kwargs, may_wait=not is_async)
         result = original(*args, **kwargs)  # sends nothing: if this raises, nothing was paid
         if info is not None:
             try:
@@ -517,9 +517,9 @@ def _send(endpoint: Endpoint, template: CallInfo, request: Callable[[], Any]) ->
     try:
         result = request()
     except BaseException as error:
-        _failed(endpoint, call, error)
+        record_failure(endpoint, call, error)
         raise
-    return _settle(endpoint, call, result, is_async=False)
+    return settle(endpoint, call, result, is_async=False)
 
 
 async def _send_async(endpoint: Endpoint, call: CallInfo, request: Awaitable[Any]) -> Any:
@@ -527,9 +527,9 @@ async def _send_async(endpoint: Endpoint, call: CallInfo, request: Awaitable[Any
     try:
         result = await request
     except BaseException as error:
-        _failed(endpoint, call, error)
+        record_failure(endpoint, call, error)
         raise
-    return _settle(endpoint, call, result, is_async=True)
+    return settle(endpoint, call, result, is_async=True)
 
 
 class _DeferredSend:

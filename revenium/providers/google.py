@@ -26,7 +26,7 @@ defensively, and the SDK's classes are only used by :func:`_clone`, on a client 
 from __future__ import annotations
 
 import copy
-import sys
+import inspect
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, cast
@@ -570,18 +570,23 @@ def _clone(client: Any) -> Any:
     aio._models = type(aio._models)(api)  # noqa: SLF001
     aio._operations = type(aio._operations)(api)  # noqa: SLF001
     clone._aio = aio  # noqa: SLF001
-    clone.close = _close_unless_collected(weakref.ref(clone))
+    cls: type[Any] = client.__class__
+    close_client: Callable[[Any], None] = cls.close  # the SDK's own close
+    clone.close = _close_unless_collected(weakref.ref(clone), close_client)
     return clone
 
 
-def _close_unless_collected(ref: Callable[[], Any]) -> Callable[[], None]:
+def _close_unless_collected(
+    ref: Callable[[], Any], close_client: Callable[[Any], None]
+) -> Callable[[], None]:
     def close() -> None:
-        caller = sys._getframe(1).f_code.co_name  # noqa: SLF001 - who is closing us
-        if caller == "__del__":
+        frame = inspect.currentframe()
+        caller = frame.f_back if frame is not None else None
+        if caller is not None and caller.f_code.co_name == "__del__":
             return  # the clone being collected: the connections are the original's too
-        clone = ref()
+        clone: Any = ref()
         if clone is not None:
-            type(clone).close(clone)
+            close_client(clone)
 
     return close
 
