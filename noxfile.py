@@ -53,7 +53,7 @@ def docs(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """The README's main job: an offline demo that meters real SDK clients."""
-    session.install("-e", ".[openai,anthropic,prices]")
+    session.install("-e", ".[openai,anthropic,google,prices]")
     session.run("revenium", "demo", *session.posargs)
 
 

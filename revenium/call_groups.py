@@ -24,7 +24,7 @@ meters what it returned, the last request's usage, and says so once in the log.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -49,16 +49,34 @@ __all__ = ["grouped_async", "grouped_sync", "request_begin"]
 _ACTIVE: ContextVar[_Group | None] = ContextVar("revenium_call_group", default=None)
 
 
+class _Chain:
+    """The requests of one tool loop, whose records link to the first one's.
+
+    Usually one call's requests. A chat runs its tool loop itself, one public call per
+    request, so a call whose request answers the previous call's function calls (same
+    conversation, ``Endpoint.tool_loop``) joins that call's chain.
+    """
+
+    __slots__ = ("first", "first_id")
+
+    def __init__(self) -> None:
+        self.first: CallInfo | None = None
+        self.first_id: str | None = None
+
+
+# The conversation and chain of the last call in this context, for the next call to join.
+_TAIL: ContextVar[tuple[object, _Chain] | None] = ContextVar("revenium_tool_loop", default=None)
+
+
 class _Group:
     """One call and the requests it has sent so far."""
 
-    __slots__ = ("call", "first", "first_id", "requests")
+    __slots__ = ("call", "chain", "requests")
 
-    def __init__(self, call: CallInfo) -> None:
+    def __init__(self, call: CallInfo, chain: _Chain) -> None:
         self.call = call
+        self.chain = chain
         self.requests = 0
-        self.first: CallInfo | None = None
-        self.first_id: str | None = None
 
     def request(self, endpoint: Endpoint, kwargs: dict[str, Any]) -> CallInfo:
         """The ``CallInfo`` of a request the call sends now, with the request's own arguments."""
@@ -69,20 +87,36 @@ class _Group:
         snapshot = call.capture_prompts or endpoint.is_stream(kwargs)
         call.request = snapshot_request(kwargs) if snapshot else kwargs
         call.group = self
-        if self.first is None:
-            self.first = call
+        if self.chain.first is None and self.chain.first_id is None:
+            self.chain.first = call
         self.requests += 1
         return call
 
     def link(self, call: CallInfo, record: CompletionRecord) -> CompletionRecord:
         """Records are built in the order the requests ended: the first one's comes first."""
-        if call is self.first:
-            self.first_id = record.transaction_id or record.idempotency_key
+        chain = self.chain
+        if call is chain.first:
+            chain.first_id = record.transaction_id or record.idempotency_key
+            chain.first = None  # its id is all the later records need
             return record
-        if self.first_id is None or record.metadata.parent_transaction_id is not None:
+        if chain.first_id is None or record.metadata.parent_transaction_id is not None:
             return record
-        metadata = attrs.evolve(record.metadata, parent_transaction_id=self.first_id)
+        metadata = attrs.evolve(record.metadata, parent_transaction_id=chain.first_id)
         return attrs.evolve(record, metadata=metadata)
+
+
+def _group(endpoint: Endpoint, call: CallInfo, kwargs: Mapping[str, Any]) -> _Group:
+    """The call's group, in the chain of the previous call when it continues its tool loop."""
+    chain: _Chain | None = None
+    if endpoint.tool_loop is not None:
+        conversation, answers_tool_calls = endpoint.tool_loop(kwargs)
+        tail = _TAIL.get()
+        if answers_tool_calls and tail is not None and tail[0] == conversation:
+            chain = tail[1]
+        if conversation is not None:
+            chain = chain or _Chain()
+            _TAIL.set((conversation, chain))
+    return _Group(call, chain or _Chain())
 
 
 def request_begin(endpoint: Endpoint) -> Begin:
@@ -123,7 +157,7 @@ def grouped_sync(
         info = start_call(endpoint, state, kwargs)
         if info is None:
             return original(*args, **kwargs)
-        group = _Group(info)
+        group = _group(endpoint, info, kwargs)
         token = _ACTIVE.set(group)
         try:
             result = original(*args, **kwargs)
@@ -151,7 +185,7 @@ def grouped_async(
         info = await start_async(endpoint, state, kwargs)
         if info is None:
             return await original(*args, **kwargs)
-        group = _Group(info)
+        group = _group(endpoint, info, kwargs)
         token = _ACTIVE.set(group)
         try:
             result = await original(*args, **kwargs)

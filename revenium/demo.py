@@ -2,11 +2,13 @@
 
 It wraps real ``openai`` clients (sync and async), points them at a stand-in server it starts on
 127.0.0.1, makes chat, streaming and embedding calls inside sessions that say who each call was
-for, then does the same with a real ``anthropic`` client (a message and a ``messages.stream()``)
+for, then does the same with a real ``anthropic`` client (a message and a
+``messages.stream()``) and a real ``google-genai`` client (a call, a stream and a tool loop)
 against the same server. It meters everything into a local ledger and prints what was recorded:
-one line per call, then the totals. The Anthropic part is skipped, with a line saying how to
-install it, when the ``anthropic`` SDK is not installed. With ``--live`` and ``OPENAI_API_KEY``
-it calls the real APIs, Anthropic's only when ``ANTHROPIC_API_KEY`` is set too.
+one line per call, then the totals. The Anthropic and Google parts are skipped, with a line
+saying how to install them, when their SDK is not installed. With ``--live`` and ``OPENAI_API_KEY``
+it calls the real APIs, Anthropic's only when ``ANTHROPIC_API_KEY`` is set too, and Gemini's
+only with ``GEMINI_API_KEY`` (or ``GOOGLE_API_KEY``).
 
 The demo never sends anything to a Revenium account, even if a key is configured: its records
 go to a ledger file of its own (``--ledger`` to choose it).
@@ -57,7 +59,7 @@ def _line(record: Record) -> str:
     tokens += " (stream)" if record.is_streamed else ""
     tokens += " estimated" if record.estimated else ""
     label = record.operation_type.value if record.operation_type else "-"
-    return f"  {label:<6} {record.provider:<10} {record.model:<24} {who:<16} {tokens}"
+    return f"  {label:<9} {record.provider:<10} {record.model:<24} {who:<16} {tokens}"
 
 
 def _calls(base_url: str | None, api_key: str, models: tuple[str, str], out: TextIO) -> None:
@@ -122,6 +124,49 @@ def _anthropic_part(base_url: str | None, api_key: str | None, out: TextIO) -> N
         _anthropic_calls(base_url, api_key, out)
 
 
+GOOGLE_MODEL = "gemini-2.5-flash"
+GOOGLE_INSTALL = "pip install 'revenium[google]'"
+GOOGLE_QUESTION = "My invoice shows two charges for March. Why?"
+
+
+def _weather(city: str) -> str:
+    """The weather in a city (a Python function the Gemini SDK calls for the model)."""
+    return f"18C and sunny in {city}"
+
+
+def _google_calls(base_url: str | None, api_key: str, out: TextIO) -> None:
+    from google import genai  # noqa: PLC0415 - each provider is loaded when its part runs
+    from google.genai import types  # noqa: PLC0415
+
+    options = types.HttpOptions(base_url=base_url) if base_url else None
+    client = revenium.wrap(
+        genai.Client(api_key=api_key, http_options=options),
+        metadata={"product_name": "support-assistant"},
+    )
+    with client, revenium.session(organization_name="Umbrella", subscriber={"id": "u-7"}):
+        client.models.generate_content(model=GOOGLE_MODEL, contents=GOOGLE_QUESTION)
+        chunks = client.models.generate_content_stream(model=GOOGLE_MODEL, contents=GOOGLE_QUESTION)
+        text = "".join(chunk.text or "" for chunk in chunks)
+        print(f"            streamed reply: {text!r}", file=out)
+        # A chat with a Python function as a tool: the SDK sends two requests (the model asks
+        # for the function, then answers with its result). Each is a record; the second names
+        # the first as its parent.
+        chat = client.chats.create(
+            model=GOOGLE_MODEL, config=types.GenerateContentConfig(tools=[_weather])
+        )
+        chat.send_message("What is the weather in Paris?")
+
+
+def _google_part(base_url: str | None, api_key: str | None, out: TextIO) -> None:
+    print("google-genai SDK:", file=out)
+    if not _installed("google.genai"):
+        print(f"  skipped: the google-genai SDK is not installed ({GOOGLE_INSTALL})", file=out)
+    elif api_key is None:
+        print("  skipped: --live calls Gemini only when GEMINI_API_KEY is set", file=out)
+    else:
+        _google_calls(base_url, api_key, out)
+
+
 def _totals(ledger: Path, out: TextIO) -> None:
     """The summary table of the demo's own ledger, costs included (``revenium summary``)."""
     from revenium._cli.summary import print_table  # noqa: PLC0415
@@ -156,6 +201,8 @@ def run(out: TextIO, *, live: bool = False, ledger: Path | None = None) -> int:
         if live:
             _calls(None, os.environ["OPENAI_API_KEY"], models, out)
             _anthropic_part(None, os.environ.get("ANTHROPIC_API_KEY") or None, out)
+            google_key = os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY")
+            _google_part(None, google_key or None, out)
         else:
             from revenium.providers._openai_standin import StandInServer  # noqa: PLC0415
 
@@ -163,6 +210,7 @@ def run(out: TextIO, *, live: bool = False, ledger: Path | None = None) -> int:
                 _calls(server.base_url, "sk-demo", models, out)
                 # Anthropic clients take the server root (their paths start with /v1 already).
                 _anthropic_part(server.origin, "sk-ant-demo", out)
+                _google_part(server.origin, "gemini-demo", out)
         report = revenium.shutdown_sync(timeout=10)
     finally:
         sink.remove_listener(show)

@@ -42,7 +42,9 @@ def test_demo_meters_real_openai_and_anthropic_calls_into_its_own_ledger(
     ledger = tmp_path / "demo.sqlite3"
     assert main(["demo", "--ledger", str(ledger)]) == 0
     out = capsys.readouterr().out
-    openai_part, _, anthropic_part = out.partition("Totals by model")[0].partition("anthropic SDK:")
+    calls = out.partition("Totals by model")[0]
+    openai_part, _, rest = calls.partition("anthropic SDK:")
+    anthropic_part, _, google_part = rest.partition("google-genai SDK:")
     assert openai_part.count("  CHAT ") == 4
     assert openai_part.count("  EMBED ") == 1
     assert "Acme Corp/u-17" in openai_part
@@ -52,7 +54,14 @@ def test_demo_meters_real_openai_and_anthropic_calls_into_its_own_ledger(
     assert anthropic_part.count("claude-haiku-4-5") == 2
     assert anthropic_part.count("Initech/u-42") == 2
     assert "(stream)" in anthropic_part
-    assert f"7 calls metered; 7 written to the ledger at {ledger}; 0 dropped." in out
+    # The Google part: a call, a stream, and a chat whose Python tool sends two requests,
+    # each its own record (the first the tool call, the second linked to it).
+    assert google_part.count("  CHAT ") == 3
+    assert google_part.count("  TOOL_CALL ") == 1
+    assert google_part.count("Google     gemini-2.5-flash") == 4
+    assert google_part.count("Umbrella/u-7") == 4
+    assert "(stream)" in google_part
+    assert f"11 calls metered; 11 written to the ledger at {ledger}; 0 dropped." in out
     db = sqlite3.connect(ledger)
     rows = db.execute("SELECT organization_name, product_name FROM records").fetchall()
     db.close()
@@ -60,6 +69,7 @@ def test_demo_meters_real_openai_and_anthropic_calls_into_its_own_ledger(
         *[("Acme Corp", "support-assistant")] * 3,
         *[("Globex", None)] * 2,
         *[("Initech", "support-assistant")] * 2,
+        *[("Umbrella", "support-assistant")] * 4,
     ]
     # The demo ends with the summary table of its own ledger, costs included. Offline, the
     # provider is the stand-in's host: genai-prices finds the chat models by name alone.
@@ -67,19 +77,23 @@ def test_demo_meters_real_openai_and_anthropic_calls_into_its_own_ledger(
         pytest.skip("the [prices] extra is not installed")
     mini = 4 * (20 * RATES["gpt-4o-mini"][0] + 8 * RATES["gpt-4o-mini"][3])
     haiku = 2 * (20 * RATES["claude-haiku-4-5"][0] + 8 * RATES["claude-haiku-4-5"][3])
-    assert (format_usd(mini), format_usd(haiku), format_usd(mini + haiku)) == (
-        "$0.000031",
-        "$0.000120",
-        "$0.000151",
-    )
+    # the four Gemini records: 11+11+7+16 input and 8+8+2+7 output tokens
+    gemini = 45 * RATES["gemini-2.5-flash"][0] + 25 * RATES["gemini-2.5-flash"][3]
+    assert (
+        format_usd(mini),
+        format_usd(haiku),
+        format_usd(gemini),
+        format_usd(mini + haiku + gemini),
+    ) == ("$0.000031", "$0.000120", "$0.000076", "$0.000227")
     # the embedding's few tokens cost a fraction of a micro-dollar: shown, not as nothing
     table = f"""
 Totals by model, from the ledger (revenium summary --ledger {ledger}):
   model                   calls  input  output  cache read  cache write   est. cost
   claude-haiku-4-5            2     40      16           0            0   $0.000120
+  gemini-2.5-flash            4     45      25           0            0   $0.000076
   gpt-4o-mini-2024-07-18      4     80      32           0            0   $0.000031
   text-embedding-3-small      1      5       0           0            0  <$0.000001
-  total                       7    125      48           0            0   $0.000151
+  total                      11    170      73           0            0   $0.000227
 """
     assert out.endswith(table)
 
@@ -92,23 +106,32 @@ def test_demo_without_the_prices_extra_says_how_to_get_costs(
     assert main(["demo", "--ledger", str(ledger)]) == 0
     out = capsys.readouterr().out
     table = out.split("Totals by model, from the ledger")[1].splitlines()
-    assert table[-2].split() == ["total", "7", "125", "48", "0", "0", "-", "7"]
-    assert table[-1] == "  unpriced: 7 calls: install revenium[prices] for local cost estimates"
+    assert table[-2].split() == ["total", "11", "170", "73", "0", "0", "-", "11"]
+    assert table[-1] == "  unpriced: 11 calls: install revenium[prices] for local cost estimates"
 
 
-def test_demo_without_the_anthropic_sdk_skips_that_part_and_says_how_to_install_it(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize(
+    ("module", "extra", "absent", "calls"),
+    [("anthropic", "anthropic", "claude", 9), ("google.genai", "google", "gemini", 7)],
+)
+def test_demo_without_a_provider_sdk_skips_that_part_and_says_how_to_install_it(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    module: str,
+    extra: str,
+    absent: str,
+    calls: int,
 ) -> None:
     installed = demo._installed  # the demo's seam for a missing SDK
-    monkeypatch.setattr(
-        demo, "_installed", lambda module: module != "anthropic" and installed(module)
-    )
+    monkeypatch.setattr(demo, "_installed", lambda name: name != module and installed(name))
     ledger = tmp_path / "demo.sqlite3"
     assert main(["demo", "--ledger", str(ledger)]) == 0
     out = capsys.readouterr().out
-    assert "skipped: the anthropic SDK is not installed (pip install 'revenium[anthropic]')" in out
-    assert "claude" not in out
-    assert f"5 calls metered; 5 written to the ledger at {ledger}; 0 dropped." in out
+    sdk = "google-genai" if module == "google.genai" else module
+    assert f"skipped: the {sdk} SDK is not installed (pip install 'revenium[{extra}]')" in out
+    assert absent not in out
+    assert f"{calls} calls metered; {calls} written to the ledger at {ledger}; 0 dropped." in out
 
 
 def test_demo_live_without_a_key_is_a_clear_usage_error(
@@ -185,6 +208,8 @@ RATES = {
     "gpt-4o": (Decimal("2.5e-6"), Decimal("1.25e-6"), Decimal("2.5e-6"), Decimal("10e-6")),
     "gpt-4o-mini": (Decimal("0.15e-6"), Decimal("0.075e-6"), Decimal("0.15e-6"), Decimal("0.6e-6")),
     "claude-haiku-4-5": (Decimal("1e-6"), Decimal("0.1e-6"), Decimal("1.25e-6"), Decimal("5e-6")),
+    # Gemini has no cache-write price: its context caches are billed by storage time
+    "gemini-2.5-flash": (Decimal("0.3e-6"), Decimal("0.03e-6"), Decimal(0), Decimal("2.5e-6")),
 }
 # gpt-4o: 1000 input of which 400 cached reads; 500 output of which 200 reasoning.
 GPT_4O = 600 * RATES["gpt-4o"][0] + 400 * RATES["gpt-4o"][1] + 500 * RATES["gpt-4o"][3]

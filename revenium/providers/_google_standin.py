@@ -47,14 +47,15 @@ Counting rules (exact, so tests can compute every number):
 - ``totalTokenCount = promptTokenCount + candidatesTokenCount + thoughtsTokenCount +
   toolUsePromptTokenCount``. Absent counts are left out of ``usageMetadata``; Vertex routes add
   ``"trafficType": "ON_DEMAND"``.
-- Every answer has ``modelVersion`` = the model in the URL and ``responseId = "resp-standin-{n}"``,
-  ``n`` counting the requests this backend has handled (any route, failures and polls included).
+- Every generateContent answer and stream chunk has ``modelVersion`` = the model in the URL and
+  ``responseId = "resp-standin-{n}"``, ``n`` counting the requests this backend has handled (any
+  route, failures and polls included).
 - Streams: one chunk per reply word (word + trailing space, the last without), preceded by a chunk
-  holding only the thought part when ``includeThoughts``. A function call or a blocked answer is
-  one chunk. Every chunk's ``usageMetadata`` is the running total: the prompt, cached, tool-use and
-  thought counts from the first chunk on; ``candidatesTokenCount`` = the candidate tokens sent so
-  far, left out of the first chunk unless it is also the last. Only the last chunk has
-  ``finishReason``.
+  holding only the thought part when ``includeThoughts``. A function call is one chunk (after the
+  thought chunk, if any); a blocked answer is one chunk, without content. Every chunk's
+  ``usageMetadata`` is the running total: the prompt, cached, tool-use and thought counts from the
+  first chunk on; ``candidatesTokenCount`` = the candidate tokens sent so far, left out of the
+  first chunk unless it is also the last. Only the last chunk has ``finishReason``.
 
 Models: ``finish-SAFETY``, ``finish-RECITATION``, ``finish-BLOCKLIST``,
 ``finish-PROHIBITED_CONTENT`` and ``finish-SPII`` answer a candidate with that ``finishReason``, no
@@ -63,8 +64,8 @@ content and ``candidatesTokenCount = 0`` (thoughts still counted).
 ``finishReason``. ``fail-400``, ``fail-403``,
 ``fail-429``, ``fail-500`` and ``fail-503`` answer, on every route, Google's error JSON
 ``{"error": {"code", "message", "status"}}`` with that HTTP status (429 adds a ``RetryInfo`` of
-``0s``). ``fail-midstream``: a stream sends two chunks, then hangs up; other calls get a body cut
-after 20 bytes.
+``0s``). ``fail-midstream``: a stream sends the thought chunk, if any, and two word chunks, then
+hangs up; other calls get a body cut after 20 bytes.
 
 Embeddings: a vector has ``outputDimensionality`` values (8 by default), value ``i`` being
 ``round((i + 1) / 10 + len(text) / 1000, 4)``. The Gemini API (every ``embed_content`` goes to
@@ -147,19 +148,15 @@ _ROUTE = re.compile(
     r"^/v1\w*/(?P<resource>(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/[^/]+/)?"
     r"models/(?P<model>[^/:]+))(?::(?P<verb>\w+)|/operations/(?P<op>[^/]+))$"
 )
-_PREFIXES = (
-    "/v1alpha/",
-    "/v1beta/",
-    "/v1beta1/",
-    "/v1/models/",
-    "/v1/projects/",
-    "/v1/publishers/",
-)
 
 
 def serves(path: str) -> bool:
-    """Whether ``path`` is a Google route (Anthropic-on-Vertex ``publishers/anthropic`` is not)."""
-    return path.startswith(_PREFIXES) and "/publishers/anthropic/" not in path
+    """Whether ``path`` is a Google route: anything under ``/v1beta``, ``/v1beta1`` or
+    ``/v1alpha``, and ``/v1`` model routes, except Anthropic's (``publishers/anthropic``)."""
+    route = path.partition("?")[0]
+    if "/publishers/anthropic/" in route:
+        return False
+    return route.startswith(("/v1alpha/", "/v1beta/", "/v1beta1/")) or bool(_ROUTE.match(route))
 
 
 def google_error(status: int, kind: str, message: str) -> Reply:

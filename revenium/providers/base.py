@@ -314,8 +314,8 @@ class Endpoint:
     ``is_stream`` tells from the arguments which it is; ``prepare`` may adjust a *copy* of the
     arguments (returns True when it injected something the caller did not ask for).
 
-    ``asynchronous``, ``per_request``, ``lazy``, ``observe`` and ``checked`` are described
-    where they are declared.
+    ``asynchronous``, ``per_request``, ``tool_loop``, ``lazy``, ``observe`` and ``checked``
+    are described where they are declared.
 
     ``deferred`` is for methods that send nothing themselves but return an object that sends
     the request later (Anthropic's ``messages.stream()`` returns a manager whose ``with``
@@ -341,6 +341,10 @@ class Endpoint:
     # (google-genai's tool loop and continuations): each request is metered there, and the
     # call's own records are linked to its first (``revenium.requests``).
     per_request: str | None = None
+    # ``(conversation, answers_tool_calls)`` of a request: a request answering the function
+    # calls of the previous call on the same conversation (a chat's tool loop, one call per
+    # request) is linked to that call's records (``revenium.call_groups``).
+    tool_loop: Callable[[Mapping[str, Any]], tuple[object, bool]] | None = None
     # The stream returned sends its request at the first ``next()`` (a plain generator):
     # its timings start there.
     lazy: bool = False

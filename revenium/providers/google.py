@@ -421,11 +421,16 @@ def _image_common(call: CallInfo, subtype: str) -> dict[str, Any]:
     }
 
 
+def _has_image(image: object) -> bool:
+    """An image came back (a filtered one is an empty ``Image``, not ``None``)."""
+    return bool(read.field(image, "image_bytes") or read.field(image, "gcs_uri"))
+
+
 def _image_record(subtype: str) -> Callable[[CallInfo, Any], Record | None]:
     def record(call: CallInfo, response: Any) -> Record | None:
         found = read.field(response, "generated_images")
         images: list[Any] = found if read.is_list(found) else []
-        returned = sum(1 for i in images if read.field(i, "image") is not None)
+        returned = sum(1 for i in images if _has_image(read.field(i, "image")))
         asked = read.opt_count(_config(call, "number_of_images"))
         return ImageRecord(
             **_image_common(call, subtype),
@@ -591,6 +596,18 @@ def _close_unless_collected(
     return close
 
 
+def _tool_loop(kwargs: Mapping[str, Any]) -> tuple[object, bool]:
+    """The conversation (a chat passes one list of contents to each request of its tool
+    loop, appending to it) and whether its last turn answers the model's function calls."""
+    contents = kwargs.get("contents")
+    if not isinstance(contents, list) or not contents:
+        return None, False
+    parts = read.field(contents[-1], "parts")
+    if not read.is_list(parts) or not parts:
+        return id(contents), False
+    return id(contents), all(read.field(p, "function_response") is not None for p in parts)
+
+
 def _always(_kwargs: Mapping[str, Any]) -> bool:
     return True
 
@@ -613,6 +630,7 @@ def _endpoints(prefix: str, *, is_async: bool) -> tuple[Endpoint, ...]:
             failure=_failure,
             asynchronous=is_async,
             per_request="_generate_content",
+            tool_loop=_tool_loop,
         ),
         Endpoint(
             f"{models}.generate_content_stream",
@@ -622,6 +640,7 @@ def _endpoints(prefix: str, *, is_async: bool) -> tuple[Endpoint, ...]:
             failure=_failure,
             asynchronous=is_async,
             per_request="_generate_content_stream",
+            tool_loop=_tool_loop,
             lazy=not is_async,  # aio: awaiting the per-request method sends the request
         ),
         Endpoint(
