@@ -21,7 +21,7 @@ import importlib.util
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import revenium
 from revenium import sink
@@ -139,7 +139,9 @@ def _google_calls(base_url: str | None, api_key: str, out: TextIO) -> None:
     from google.genai import types  # noqa: PLC0415
 
     options = types.HttpOptions(base_url=base_url) if base_url else None
-    client = revenium.wrap(
+    # Any: the SDK's own annotations name types of optional packages (PIL, mcp) that a
+    # strict type checker without them reports as unknown.
+    client: Any = revenium.wrap(
         genai.Client(api_key=api_key, http_options=options),
         metadata={"product_name": "support-assistant"},
     )

@@ -599,9 +599,10 @@ def _close_unless_collected(
 def _tool_loop(kwargs: Mapping[str, Any]) -> tuple[object, bool]:
     """The conversation (a chat passes one list of contents to each request of its tool
     loop, appending to it) and whether its last turn answers the model's function calls."""
-    contents = kwargs.get("contents")
-    if not isinstance(contents, list) or not contents:
+    found = kwargs.get("contents")
+    if not isinstance(found, list) or not found:
         return None, False
+    contents = cast("list[object]", found)
     parts = read.field(contents[-1], "parts")
     if not read.is_list(parts) or not parts:
         return id(contents), False
