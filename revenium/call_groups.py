@@ -34,13 +34,14 @@ from revenium._diagnostics import warn_once
 from revenium.calls import (
     Begin,
     ClientState,
+    failure_record,
     record_failure,
     settle,
     snapshot_request,
     start_async,
     start_call,
 )
-from revenium.providers.base import CallInfo, Endpoint
+from revenium.providers.base import CallInfo, Endpoint, Finishable
 from revenium.records import CompletionRecord
 from revenium.streams import meter_async_generator, meter_generator
 
@@ -71,12 +72,26 @@ _TAIL: ContextVar[tuple[object, _Chain] | None] = ContextVar("revenium_tool_loop
 class _Group:
     """One call and the requests it has sent so far."""
 
-    __slots__ = ("call", "chain", "requests")
+    __slots__ = ("call", "chain", "open", "requests")
 
     def __init__(self, call: CallInfo, chain: _Chain) -> None:
         self.call = call
         self.chain = chain
         self.requests = 0
+        self.open: list[Finishable] = []  # the requests' streams
+
+    def track(self, meter: Finishable) -> None:
+        self.open.append(meter)
+
+    def finish_open(self) -> None:
+        """The call's stream ended (or was closed early): so did every request's stream.
+
+        The SDK's nested generators would be closed later, by the garbage collector or (async)
+        by the event loop some rounds on; the records are made now.
+        """
+        for meter in self.open:
+            meter.finish()
+        self.open.clear()
 
     def request(self, endpoint: Endpoint, kwargs: dict[str, Any]) -> CallInfo:
         """The ``CallInfo`` of a request the call sends now, with the request's own arguments."""
@@ -227,11 +242,14 @@ def _grouped_chunks(inner: Iterator[Any], group: _Group, endpoint: Endpoint) -> 
                 _ACTIVE.reset(token)
             if not group.requests:  # the hook was not reached: meter the stream as a whole
                 call, accumulator = _fallback(endpoint, group)
-                yield from meter_generator(_prepend(chunk, inner), call, accumulator, lazy=False)
+                failure = functools.partial(failure_record, endpoint)
+                prepended = _prepend(chunk, inner)
+                yield from meter_generator(prepended, call, accumulator, failure, lazy=False)
                 return
             yield chunk
     finally:
         inner.close()  # type: ignore[attr-defined]
+        group.finish_open()
 
 
 async def _grouped_async_chunks(
@@ -254,9 +272,9 @@ async def _grouped_async_chunks(
                 _ACTIVE.reset(token)
             if not group.requests:
                 call, accumulator = _fallback(endpoint, group)
-                metered = meter_async_generator(
-                    _aprepend(chunk, inner), call, accumulator, lazy=False
-                )
+                failure = functools.partial(failure_record, endpoint)
+                prepended = _aprepend(chunk, inner)
+                metered = meter_async_generator(prepended, call, accumulator, failure, lazy=False)
                 try:
                     async for rest in metered:
                         yield rest
@@ -266,6 +284,7 @@ async def _grouped_async_chunks(
             yield chunk
     finally:
         await inner.aclose()  # type: ignore[attr-defined]
+        group.finish_open()
 
 
 def _prepend(first: Any, rest: Iterator[Any]) -> Iterator[Any]:

@@ -167,7 +167,7 @@ def snapshot_request(kwargs: dict[str, Any]) -> dict[str, Any]:
     return snapshot
 
 
-def _failure_record(endpoint: Endpoint, call: CallInfo, error: BaseException) -> Record | None:
+def failure_record(endpoint: Endpoint, call: CallInfo, error: BaseException) -> Record | None:
     record = endpoint.failure(call, error)
     if not isinstance(record, CompletionRecord):
         return record
@@ -183,7 +183,7 @@ def _failure_record(endpoint: Endpoint, call: CallInfo, error: BaseException) ->
 def record_failure(endpoint: Endpoint, call: CallInfo, error: BaseException) -> None:
     """The record of a call that raised: ERROR, or CANCELLED for a cancellation."""
     call.ended = time.perf_counter()
-    submit_later(functools.partial(_failure_record, endpoint, call, error))
+    submit_later(functools.partial(failure_record, endpoint, call, error))
 
 
 def _is_raw_response(result: object) -> bool:
@@ -228,10 +228,11 @@ def _metered_stream(endpoint: Endpoint, call: CallInfo, stream: Any, *, is_async
     """The SDK's stream object metered in place, or a generator metered by one of ours."""
     assert endpoint.accumulator is not None
     accumulator = endpoint.accumulator(call)
+    failure = functools.partial(failure_record, endpoint)
     if inspect.isgenerator(stream):  # google-genai: a plain generator, not a stream object
-        return meter_generator(stream, call, accumulator, lazy=endpoint.lazy)
+        return meter_generator(stream, call, accumulator, failure, lazy=endpoint.lazy)
     if inspect.isasyncgen(stream):
-        return meter_async_generator(stream, call, accumulator, lazy=endpoint.lazy)
+        return meter_async_generator(stream, call, accumulator, failure, lazy=endpoint.lazy)
     if is_async:
         return meter_async_stream(stream, call, accumulator)
     return meter_stream(stream, call, accumulator)

@@ -53,7 +53,8 @@ def take(name: str) -> tuple[bool, CallInfo | None]:
 
 
 def idempotency_key(scope: str, name: str) -> str:
-    """The same key for the same operation, in every process (``scope``: the API's host)."""
+    """The same key for the same operation, in every process and through any endpoint of the
+    API (``scope``: the provider; its operation names are unique)."""
     return str(uuid.uuid5(_NAMESPACE, f"{scope}\n{name}"))
 
 

@@ -31,6 +31,7 @@ from typing import Any, cast
 
 from revenium._diagnostics import report_internal_error, warn_once
 from revenium.providers.base import Accumulator, CallInfo, StreamEnd
+from revenium.records import Record
 from revenium.sink import submit_later
 
 __all__ = [
@@ -54,18 +55,29 @@ class StreamMeter:
         "_accumulator",
         "_call",
         "_done",
+        "_failure",
         "_feed",
         "_first_content",
         "_lock",
         "_pid",
+        "_seen",
         "pulling",
     )
 
-    def __init__(self, call: CallInfo, accumulator: Accumulator) -> None:
+    def __init__(
+        self,
+        call: CallInfo,
+        accumulator: Accumulator,
+        failure: Callable[[CallInfo, BaseException], Record | None] | None = None,
+    ) -> None:
         _ensure_exit_hook()
         self._call = call
         self._accumulator = accumulator
         self._feed = accumulator.feed  # bound once, called per chunk
+        # A stream that sends its request when read (a generator) may fail before its first
+        # chunk, with the provider's HTTP error: that is a failed call, recorded as one.
+        self._failure = failure
+        self._seen = False
         self._first_content: float | None = None
         self._done = False
         self._lock = threading.Lock()
@@ -78,6 +90,7 @@ class StreamMeter:
 
     def observe(self, chunk: object) -> bool:
         """Show a chunk to the accumulator; True when the caller must not see it."""
+        self._seen = True
         try:
             content, hide = self._feed(chunk)
         except Exception as exc:  # noqa: BLE001 - a malformed chunk must not break the stream
@@ -100,6 +113,10 @@ class StreamMeter:
         call = self._call
         try:
             now = time.perf_counter()
+            if self._failure is not None and not self._seen and isinstance(error, Exception):
+                call.ended = now
+                submit_later(functools.partial(self._failure, call, error))
+                return
             ttft = None if self._first_content is None else call.elapsed_ms(self._first_content)
             end = StreamEnd(call.elapsed_ms(now), ttft, error, ended)
             # The accumulator is final now; its record is built off the caller's thread.
@@ -255,18 +272,23 @@ def meter_async_stream(stream: Any, call: CallInfo, accumulator: Accumulator) ->
 class _Started:
     """The meter of a generator once it has started (a generator never started sent nothing)."""
 
-    __slots__ = ("accumulator", "call", "lazy", "meter")
+    __slots__ = ("accumulator", "call", "failure", "lazy", "meter")
 
-    def __init__(self, call: CallInfo, accumulator: Accumulator, *, lazy: bool) -> None:
+    def __init__(
+        self, call: CallInfo, accumulator: Accumulator, failure: Failure, *, lazy: bool
+    ) -> None:
         self.call = call
         self.accumulator = accumulator
+        self.failure = failure
         self.lazy = lazy
         self.meter: StreamMeter | None = None
 
     def start(self) -> StreamMeter:
         if self.lazy:
             self.call.restart()  # the request leaves now, at the first next()
-        self.meter = StreamMeter(self.call, self.accumulator)
+        self.meter = StreamMeter(self.call, self.accumulator, self.failure)
+        if self.call.group is not None:  # one request of several: its call may close it
+            self.call.group.track(self.meter)
         return self.meter
 
     def finish(self) -> None:
@@ -275,29 +297,43 @@ class _Started:
             self.meter.finish()
 
 
+Failure = Callable[[CallInfo, BaseException], Record | None]
+"""The record of a call that failed (the endpoint's), for a stream failing before a chunk."""
+
+
 def meter_generator(
-    inner: Iterator[Any], call: CallInfo, accumulator: Accumulator, *, lazy: bool
+    inner: Iterator[Any],
+    call: CallInfo,
+    accumulator: Accumulator,
+    failure: Failure,
+    *,
+    lazy: bool,
 ) -> Iterator[Any]:
     """Meter a stream the SDK returns as a plain generator (google-genai): a generator in its place.
 
     ``lazy``: the SDK's generator sends its request at the first ``next()``, so the call is
     timed from there; one that is never started sent nothing and makes no record.
     """
-    started = _Started(call, accumulator, lazy=lazy)
+    started = _Started(call, accumulator, failure, lazy=lazy)
     chunks = _sync_chunks(inner, started.start)
     weakref.finalize(chunks, started.finish).atexit = False
     return chunks
 
 
 def meter_async_generator(
-    inner: AsyncIterator[Any], call: CallInfo, accumulator: Accumulator, *, lazy: bool
+    inner: AsyncIterator[Any],
+    call: CallInfo,
+    accumulator: Accumulator,
+    failure: Failure,
+    *,
+    lazy: bool,
 ) -> AsyncIterator[Any]:
     """:func:`meter_generator` for an async generator.
 
     An async generator dropped where no event loop can close it is never finalized by
     Python; the ``weakref.finalize`` backstop records it then.
     """
-    started = _Started(call, accumulator, lazy=lazy)
+    started = _Started(call, accumulator, failure, lazy=lazy)
     chunks = _async_chunks(inner, started.start)
     weakref.finalize(chunks, started.finish).atexit = False
     return chunks

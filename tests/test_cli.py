@@ -208,8 +208,12 @@ RATES = {
     "gpt-4o": (Decimal("2.5e-6"), Decimal("1.25e-6"), Decimal("2.5e-6"), Decimal("10e-6")),
     "gpt-4o-mini": (Decimal("0.15e-6"), Decimal("0.075e-6"), Decimal("0.15e-6"), Decimal("0.6e-6")),
     "claude-haiku-4-5": (Decimal("1e-6"), Decimal("0.1e-6"), Decimal("1.25e-6"), Decimal("5e-6")),
-    # Gemini has no cache-write price: its context caches are billed by storage time
-    "gemini-2.5-flash": (Decimal("0.3e-6"), Decimal("0.03e-6"), Decimal(0), Decimal("2.5e-6")),
+    "gemini-2.5-flash": (
+        Decimal("0.3e-6"),
+        Decimal("0.03e-6"),
+        Decimal("0.3e-6"),
+        Decimal("2.5e-6"),
+    ),
 }
 # gpt-4o: 1000 input of which 400 cached reads; 500 output of which 200 reasoning.
 GPT_4O = 600 * RATES["gpt-4o"][0] + 400 * RATES["gpt-4o"][1] + 500 * RATES["gpt-4o"][3]

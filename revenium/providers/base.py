@@ -292,6 +292,18 @@ class RequestGroup(Protocol):
         """``record`` of the request ``call``, linked to the call's first request."""
         ...
 
+    def track(self, meter: Finishable) -> None:
+        """A request's stream started: finish it when the call's own stream ends."""
+        ...
+
+
+class Finishable(Protocol):
+    """A stream's meter, as the call that opened it sees it."""
+
+    def finish(self, error: BaseException | None = None, *, ended: bool = False) -> None:
+        """Emit the stream's record, once."""
+        ...
+
 
 class Accumulator(Protocol):
     """Reads a stream chunk by chunk (O(1) per chunk) and makes its record at the end."""

@@ -66,14 +66,6 @@ def _labels(_client: Any) -> Labels:
     return Labels(PROVIDER, MAKER)
 
 
-def _hints(client: Any) -> Mapping[str, Any]:
-    """The API's host and mode, which scope a video operation's name (its idempotency key)."""
-    api = getattr(client, "_api_client", None)
-    options = getattr(api, "_http_options", None)
-    base_url = read.text(getattr(options, "base_url", None)) or ""
-    return {"google_api": base_url, "vertexai": bool(getattr(api, "vertexai", False))}
-
-
 # ----------------------------------------------------------------------------- model names
 
 
@@ -511,7 +503,7 @@ def _video_record(call: CallInfo, operation: Any) -> Record | None:
         provider_model_id=model if normalize_model(model) != model else None,
         operation_type=OperationType.VIDEO,
         transaction_id=name,
-        idempotency_key=operations.idempotency_key(str(call.client_hints.get("google_api")), name),
+        idempotency_key=operations.idempotency_key(PROVIDER, name),
         duration_seconds=0.0 if failed else float(videos * (asked or VIDEO_SECONDS)),
         requested_duration_seconds=float(asked) if asked else None,
         fps=read.opt_count(read.field(config, "fps")),
@@ -577,17 +569,18 @@ def _clone(client: Any) -> Any:
     clone._aio = aio  # noqa: SLF001
     cls: type[Any] = client.__class__
     close_client: Callable[[Any], None] = cls.close  # the SDK's own close
-    clone.close = _close_unless_collected(weakref.ref(clone), close_client)
+    finalizer = getattr(getattr(cls, "__del__", None), "__code__", None)
+    clone.close = _close_unless_collected(weakref.ref(clone), close_client, finalizer)
     return clone
 
 
 def _close_unless_collected(
-    ref: Callable[[], Any], close_client: Callable[[Any], None]
+    ref: Callable[[], Any], close_client: Callable[[Any], None], finalizer: object
 ) -> Callable[[], None]:
     def close() -> None:
         frame = inspect.currentframe()
         caller = frame.f_back if frame is not None else None
-        if caller is not None and caller.f_code.co_name == "__del__":
+        if caller is not None and caller.f_code is finalizer:
             return  # the clone being collected: the connections are the original's too
         clone: Any = ref()
         if clone is not None:
@@ -689,6 +682,5 @@ ADAPTER: Final = Adapter(
     labels=_labels,
     clone=_clone,
     copy_methods=(),
-    hints=_hints,
     model_name=normalize_model,
 )
