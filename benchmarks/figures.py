@@ -27,6 +27,7 @@ from typing import Any
 API_KEY = "hak_benchmark_0000000000000000"
 Params = dict[str, Any]
 Result = dict[str, Any]
+Mock = Callable[[], Any]  # makes an ``httpx2`` client over the in-process transport
 
 
 def _configure(params: Params, **overrides: object) -> None:
@@ -473,6 +474,8 @@ STREAM_OPTIONS = {"include_usage": True}  # asked by the caller, so both sides s
 ANTHROPIC_MODEL = "claude-sonnet-4-6"
 ANTHROPIC_URL = "https://api.anthropic.com"
 ANTHROPIC_MAX_TOKENS = 64
+GOOGLE_MODEL = "gemini-2.5-flash"
+GOOGLE_CONTENTS = CHAT_MESSAGES[0]["content"]  # a plain string: the SDK's usual call
 
 
 def _chat_body() -> bytes:
@@ -493,32 +496,94 @@ def _message_body() -> bytes:
     return AnthropicBackend().handle("POST", "/v1/messages", {}, request).body
 
 
+def _gemini_body() -> bytes:
+    """A realistic Gemini ``generateContent`` body, built once: the Google stand-in's answer."""
+    from revenium.providers._google_standin import GoogleBackend  # noqa: PLC0415
+
+    request = json.dumps({"contents": [{"role": "user", "parts": [{"text": GOOGLE_CONTENTS}]}]})
+    path = f"/v1beta/models/{GOOGLE_MODEL}:generateContent"
+    return GoogleBackend().handle("POST", path, {}, request.encode()).body
+
+
+def _http_client(sync: Mock, aio: Mock, is_async: bool) -> dict[str, Any]:
+    """OpenAI's and Anthropic's SDKs take one ``http_client``, sync or async like the client."""
+    return {"http_client": aio() if is_async else sync()}
+
+
+def _close(client: Any, is_async: bool) -> Any:
+    """``client.close()``; on an async client, a coroutine to await."""
+    del is_async
+    return client.close()
+
+
 @dataclass(frozen=True)
 class _Provider:
     """What differs between two providers' non-streamed calls; the bench around them is one.
 
-    ``endpoint`` finds, on a client, the object whose ``create`` a call invokes (resolved once
-    a block, as a caller holding ``client.chat.completions`` would); ``read`` takes from the
-    answer what a caller reads (its text), so a lazily parsed answer is parsed on both sides.
+    ``endpoint`` finds, on a client (sync or async), the object whose ``method`` a call invokes
+    (resolved once a block, as a caller holding ``client.chat.completions`` would); ``read``
+    takes from the answer what a caller reads (its text), so a lazily parsed answer is parsed
+    on both sides. ``transport`` gives the client's keywords that route it through the
+    in-process transport, from the makers of a sync and an async ``httpx2`` client over it.
     """
 
     classes: tuple[Any, Any]  # the SDK's sync and async client classes
     options: dict[str, Any]
-    endpoint: Callable[[Any], Any]
+    endpoint: Callable[[Any, bool], Any]
     kwargs: dict[str, Any]
     read: Callable[[Any], Any]
     body: Callable[[], bytes]
     headers: dict[str, str]
+    method: str = "create"
+    transport: Callable[[Mock, Mock, bool], dict[str, Any]] = _http_client
+    close: Callable[[Any, bool], Any] = _close
+
+
+def _google_transport(sync: Mock, aio: Mock, is_async: bool) -> dict[str, Any]:
+    """``google-genai`` takes both ``httpx2`` clients in its ``HttpOptions``.
+
+    Without the async one, ``client.aio`` would go through aiohttp (when it is installed);
+    one attempt, as ``max_retries=0`` for the others.
+    """
+    from google.genai import types  # noqa: PLC0415
+
+    del is_async
+    options = types.HttpOptions(
+        httpx_client=sync(),
+        httpx_async_client=aio(),
+        retry_options=types.HttpRetryOptions(attempts=1),
+    )
+    return {"http_options": options}
+
+
+def _google_close(client: Any, is_async: bool) -> Any:
+    """``genai.Client`` closes its sync side with ``close()``, ``client.aio`` with ``aclose()``."""
+    return client.aio.aclose() if is_async else client.close()
 
 
 def _provider(name: str) -> _Provider:
+    if name == "google":
+        from google import genai  # noqa: PLC0415
+
+        return _Provider(
+            classes=(genai.Client, genai.Client),  # one client; ``client.aio`` is the async side
+            options={"api_key": "AIza-bench", "vertexai": False},  # the Gemini API
+            endpoint=lambda client, aio: client.aio.models if aio else client.models,
+            method="generate_content",
+            kwargs={"model": GOOGLE_MODEL, "contents": GOOGLE_CONTENTS},
+            read=lambda response: response.text,
+            body=_gemini_body,
+            headers={"content-type": "application/json; charset=UTF-8"},
+            transport=_google_transport,
+            close=_google_close,
+        )
     if name == "anthropic":
         import anthropic  # noqa: PLC0415
 
         return _Provider(
             classes=(anthropic.Anthropic, anthropic.AsyncAnthropic),
             options={"api_key": "sk-ant-bench", "base_url": ANTHROPIC_URL, "max_retries": 0},
-            endpoint=lambda client: client.messages,
+            endpoint=lambda client, _aio: client.messages,
             kwargs={
                 "model": ANTHROPIC_MODEL,
                 "max_tokens": ANTHROPIC_MAX_TOKENS,
@@ -533,7 +598,7 @@ def _provider(name: str) -> _Provider:
     return _Provider(
         classes=(openai.OpenAI, openai.AsyncOpenAI),
         options={"api_key": "sk-bench", "base_url": OPENAI_URL, "max_retries": 0},
-        endpoint=lambda client: client.chat.completions,
+        endpoint=lambda client, _aio: client.chat.completions,
         kwargs={"model": CHAT_MODEL, "messages": CHAT_MESSAGES},
         read=lambda completion: completion.choices[0].message.content,
         body=_chat_body,
@@ -746,7 +811,8 @@ class _SeedDelivery:
 class _CallBench:
     """One unwrapped client and its metered counterpart, and a block runner.
 
-    ``provider``: ``openai`` (default) or ``anthropic``. Ours: the metered client is
+    ``provider``: ``openai`` (default), ``anthropic`` or ``google`` (``models.generate_content``
+    on a ``genai.Client``, or on its ``client.aio`` when async). Ours: the metered client is
     ``revenium.wrap`` of the unwrapped one; it shares the client's HTTP pool and transport
     (``wrap`` clones the client onto the same pool), so the only difference between their
     calls is the metering. With ``delivery: seed`` the existing SDK meters instead: one
@@ -766,8 +832,10 @@ class _CallBench:
         if params.get("openai_url"):  # a real HTTP server on loopback
             options["base_url"] = params["openai_url"]
         else:
-            options["http_client"] = _mock_http_client(
-                params, self.provider, is_async=self.is_async
+            options |= self.provider.transport(
+                lambda: _mock_http_client(params, self.provider, is_async=False),
+                lambda: _mock_http_client(params, self.provider, is_async=True),
+                self.is_async,
             )
         self.plain = self.provider.classes[self.is_async](**options)
         if seed:
@@ -786,10 +854,11 @@ class _CallBench:
         self.cpu = 0.0  # the caller's thread CPU seconds a unit in the last block
 
     def endpoint(self, which: str) -> Any:
-        """What ``create`` is called on: ``client.chat.completions`` or ``client.messages``."""
+        """What ``create`` (or ``generate_content``) is called on: ``client.chat.completions``,
+        ``client.messages``, ``client.models`` or ``client.aio.models``."""
         if which == "wrapped":
-            return self.provider.endpoint(self.wrapped)
-        return self.delivery.unmetered(self.provider.endpoint(self.plain))
+            return self.provider.endpoint(self.wrapped, self.is_async)
+        return self.delivery.unmetered(self.provider.endpoint(self.plain, self.is_async))
 
     def block(self, which: str) -> float:
         """One timed block on ``which`` client; seconds per unit (call or chunk).
@@ -825,10 +894,10 @@ class _CallBench:
             if seen != expected * n:
                 raise RuntimeError(f"{seen} chunks seen, {expected * n} sent")
             return elapsed
-        kwargs, read = self.provider.kwargs, self.provider.read
+        kwargs, read, method = self.provider.kwargs, self.provider.read, self.provider.method
         t0 = perf()
-        for _ in range(n):
-            read(endpoint.create(**kwargs))
+        for _ in range(n):  # the method looked up on every call, as ``endpoint.create(...)``
+            read(getattr(endpoint, method)(**kwargs))
         return perf() - t0
 
     async def _block_async(self, endpoint: Any) -> float:
@@ -849,10 +918,10 @@ class _CallBench:
             if seen != expected * n:
                 raise RuntimeError(f"{seen} chunks seen, {expected * n} sent")
             return elapsed
-        kwargs, read = self.provider.kwargs, self.provider.read
+        kwargs, read, method = self.provider.kwargs, self.provider.read, self.provider.method
         t0 = perf()
         for _ in range(n):
-            read(await endpoint.create(**kwargs))
+            read(await getattr(endpoint, method)(**kwargs))
         return perf() - t0
 
     def burst(self, which: str) -> tuple[list[float], float]:
@@ -869,6 +938,7 @@ class _CallBench:
 
     async def _burst(self, endpoint: Any) -> tuple[list[float], float]:
         kwargs, read, perf = self.provider.kwargs, self.provider.read, time.perf_counter
+        method = self.provider.method
         ticks: list[tuple[float, float]] = []  # (when the tick started, when it woke)
         running = True
 
@@ -879,7 +949,7 @@ class _CallBench:
                 ticks.append((t0, perf()))
 
         async def call() -> None:
-            read(await endpoint.create(**kwargs))
+            read(await getattr(endpoint, method)(**kwargs))
 
         ticker = asyncio.create_task(probe())
         await asyncio.sleep(0.005)  # the ticker is ticking before the calls start
@@ -910,11 +980,10 @@ class _CallBench:
 
     def close(self) -> Result:
         result = self.delivery.close()
+        closing = self.provider.close(self.plain, self.is_async)
         if self.loop is not None:
-            self.loop.run_until_complete(self.plain.close())
+            self.loop.run_until_complete(closing)
             self.loop.close()
-        else:
-            self.plain.close()
         calls = self.blocks["wrapped"] * self.per_block
         return {**result, "wrapped_calls": calls, "units_per_block": self.units}
 

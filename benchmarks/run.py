@@ -12,7 +12,7 @@ Why it is built this way:
   stand-in OpenAI server of figure 8 runs in its own process for the same reason.
 - Every figure reports its median and its spread (min-max over repetitions, or the
   interquartile range of pooled samples), next to its bar from PRODUCT.md.
-- An overhead figure of ours (7a, 7c, 7f, 7g, 9a, 9b) that misses its bar is profiled once
+- An overhead figure of ours (7a, 7c, 7f-7i, 9a, 9b) that misses its bar is profiled once
   more, in a process of its own, and the page says where the time goes.
 - The existing SDK (figure 12) patches the ``openai`` classes on import, so it only ever runs
   in figure processes of its own; when it does not import, its figure is skipped, not failed.
@@ -223,11 +223,13 @@ print("RESULT " + json.dumps({
     "sdk_mb": (r1 - r0) * page, "adapter_mb": (r3 - r2) * page,
     "runtime_loaded": "revenium.runtime" in sys.modules, "modules": mods}))
 """
-PACKAGES = ("revenium", "httpx", "httpcore", "anyio", "openai", "anthropic", "httpx2")
+PACKAGES = ("revenium", "httpx", "httpcore", "anyio", "openai", "anthropic", "google-genai",
+            "httpx2")  # fmt: skip
 # Figure 10's runs: result key -> (the provider SDK's module, its client class).
 ADAPTER_IMPORTS = {
     "openai_import": ("openai", "OpenAI"),
     "anthropic_import": ("anthropic", "Anthropic"),
+    "google_import": ("google.genai", "Client"),
 }
 
 
@@ -305,7 +307,11 @@ def openai_jobs(*, quick: bool, openai_url: str) -> list[Job]:
             "call_overhead",
             {**call, "provider": provider, "is_async": colour == "async", "delivery": delivery},
         )
-        for provider, deliveries in (("openai", ("ledger", "capture")), ("anthropic", ("ledger",)))
+        for provider, deliveries in (
+            ("openai", ("ledger", "capture")),
+            ("anthropic", ("ledger",)),
+            ("google", ("ledger",)),
+        )
         for colour in ("sync", "async")
         for delivery in deliveries
     ]
@@ -432,10 +438,8 @@ def run_all(
     results: dict[str, list[Result]] = {job.key: [] for job in jobs}
     # One throwaway interpreter first, so the first measured one does not pay for a cold
     # page cache.
-    runner.command(
-        "warm-up",
-        ["-c", "import revenium, httpx, anyio, cattrs, openai, anthropic; print('RESULT {}')"],
-    )
+    modules = "revenium, httpx, anyio, cattrs, openai, anthropic, google.genai"
+    runner.command("warm-up", ["-c", f"import {modules}; print('RESULT {{}}')"])
     commands = {
         "import": (["-c", IMPORT_SNIPPET], IMPORT_RUNS),
         **{
@@ -474,6 +478,8 @@ PROFILED: dict[str, str] = {
     "openai_async": "7c",
     "anthropic_sync": "7f",
     "anthropic_async": "7g",
+    "google_sync": "7h",
+    "google_async": "7i",
     "stream_sync": "9a",
     "stream_async": "9b",
 }
@@ -805,6 +811,10 @@ TITLES = {
     "openai_async_capture": "Same, async, nothing delivered (`testing.capture`)",
     "anthropic_sync": "Anthropic `messages.create`, sync, in-process transport, local ledger on",
     "anthropic_async": "Anthropic `messages.create`, async, in-process transport, local ledger on",
+    "google_sync": "Google `models.generate_content`, sync, in-process transport, local ledger on",
+    "google_async": (
+        "Google `aio.models.generate_content`, async, in-process transport, local ledger on"
+    ),
     "stream_sync": "1,000-chunk chat stream iterated to its end, sync, in-process transport",
     "stream_async": "Same, async",
 }
@@ -821,7 +831,8 @@ def overhead_ok(reps: list[Result], *, per_chunk: bool) -> bool | None:
 
 
 def missed_overhead(res: dict[str, list[Result]]) -> list[str]:
-    """The profiled figures (7a, 7c, 9a, 9b) that missed their bar: these get a profile."""
+    """The profiled figures (7a, 7c, 7f-7i, 9a, 9b) that missed their bar: these get a
+    profile."""
     return [
         key
         for key in PROFILED
@@ -904,6 +915,8 @@ def openai_rows(res: dict[str, list[Result]]) -> list[Row]:
         ),
         titled_row(res, "7f", "anthropic_sync"),
         titled_row(res, "7g", "anthropic_async"),
+        titled_row(res, "7h", "google_sync"),
+        titled_row(res, "7i", "google_async"),
         overhead_row(
             "8. `chat.completions.create`, sync, over loopback HTTP to the stand-in server "
             "(its own process), local ledger on",
@@ -916,6 +929,7 @@ def openai_rows(res: dict[str, list[Result]]) -> list[Row]:
     ]
     rows += import_rows(res["openai_import"], ("10a", "10b"), "openai", "openai.OpenAI")
     rows += import_rows(res["anthropic_import"], ("10c", "10d"), "anthropic", "anthropic.Anthropic")
+    rows += import_rows(res["google_import"], ("10e", "10f"), "google.genai", "genai.Client")
     return rows
 
 
@@ -1151,7 +1165,12 @@ METHOD = """\
   `flush` between blocks, a call: the runtime's work still pending when a block ended. 7f/7g
   are 7a/7c for `anthropic.Anthropic` / `AsyncAnthropic` `messages.create` (`max_tokens=64`),
   the handler returning the Anthropic stand-in's `message` body; the loop reads
-  `content[0].text`.
+  `content[0].text`. 7h/7i are 7a/7c for Google: one `genai.Client` (the Gemini API, with
+  `http_options=types.HttpOptions(httpx_client=..., httpx_async_client=...,
+  retry_options=types.HttpRetryOptions(attempts=1))`, both `httpx2` clients over the same
+  kind of transport, so `client.aio` does not go through aiohttp), `models.generate_content`
+  (7h) and `aio.models.generate_content` (7i) with a plain-string `contents`, the handler
+  returning the Google stand-in's `generateContent` body; the loop reads `response.text`.
 - **8** As 7a, over a socket: the stand-in OpenAI server
   (`revenium.providers._openai_standin.StandInServer`, a `ThreadingHTTPServer`) in its own
   process, the SDK's default HTTP client, 10 pairs of 100-call blocks.
@@ -1163,9 +1182,10 @@ METHOD = """\
   pairs in ABBA order, flush and collection between blocks; added a chunk = (wrapped - unwrapped) /
   1,000, which spreads the per-stream work (the record, the hooks) over the chunks.
 - **10** `python -c` in 7 fresh interpreters for each SDK: `perf_counter` around
-  `import openai` (10a) or `import anthropic` (10c), then `openai.OpenAI(api_key="k")` or
-  `anthropic.Anthropic(api_key="k")` (timed apart, not counted), then around
-  `import revenium` and `revenium.wrap(client)` (10b, 10d); resident memory from
+  `import openai` (10a), `import anthropic` (10c) or `import google.genai` (10e), then
+  `openai.OpenAI(api_key="k")`, `anthropic.Anthropic(api_key="k")` or
+  `google.genai.Client(api_key="k")` (timed apart, not counted), then around
+  `import revenium` and `revenium.wrap(client)` (10b, 10d, 10f); resident memory from
   `/proc/self/statm` before and after each.
 - **12** The existing SDK, `revenium-python-sdk` (import name `revenium_middleware`), installed
   in the bench environment only. Importing `revenium_middleware.openai` patches
@@ -1372,13 +1392,13 @@ def render(
 
 
 PROFILE_INTRO = """\
-Every overhead figure of ours (7a, 7c, 7f, 7g, 9a, 9b) that missed its bar, profiled once with
+Every overhead figure of ours (7a, 7c, 7f-7i, 9a, 9b) that missed its bar, profiled once with
 cProfile in a process of its own: after a warm-up pair, one unwrapped and one wrapped block
 (7: 400 calls; 9: two streams), each under the profiler, and the same two blocks without it
 (one block each, so noisier than the table). Only the caller's thread is profiled there.
 cProfile adds a fixed cost to every Python-level call, so it inflates most the functions that
 make many small calls: read the µs below as shares, next to the unprofiled times. *tottime* is
-the function's own code, *cumtime* includes what it calls. For 7a, 7c, 7f and 7g the
+the function's own code, *cumtime* includes what it calls. For 7a, 7c and 7f-7i the
 runtime's threads are profiled too, per record written: the runtime is shut down after the
 warm-up and a fresh one starts under the profiler for the measured blocks (its start-up
 counted, the first imports not; blocking waits left out). That is the delivery work that
@@ -1472,6 +1492,8 @@ OVERHEAD_KEYS = (
     "openai_async_capture",
     "anthropic_sync",
     "anthropic_async",
+    "google_sync",
+    "google_async",
     "openai_loopback",
     "stream_sync",
     "stream_async",

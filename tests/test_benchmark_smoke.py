@@ -85,12 +85,25 @@ def assert_overhead(result: dict[str, Any], pairs: int) -> None:
     assert result["records"] == result["wrapped_calls"] > 0
 
 
+@pytest.mark.parametrize("provider", ["anthropic", "google"])
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
-def test_the_anthropic_call_overhead_figure_runs(is_async: bool, tmp_path: Path) -> None:
-    params = {"provider": "anthropic", "kind": "call", "calls": 5, "pairs": 2, "warmup": 1}
+def test_the_other_providers_call_overhead_figures_run(
+    provider: str, is_async: bool, tmp_path: Path
+) -> None:
+    """7f/7g (Anthropic) and 7h/7i (Google: ``models`` and ``aio.models.generate_content``)."""
+    params = {"provider": provider, "kind": "call", "calls": 5, "pairs": 2, "warmup": 1}
     result = run_figure("call_overhead", {**params, "is_async": is_async}, tmp_path)
     assert_overhead(result, pairs=2)
-    assert "revenium.providers.anthropic" in result["modules"]  # type: ignore[operator]
+    assert f"revenium.providers.{provider}" in result["modules"]  # type: ignore[operator]
+
+
+def test_the_google_profile_figure_runs(tmp_path: Path) -> None:
+    """A missed 7h or 7i is profiled, the runtime's threads too."""
+    params = {"provider": "google", "kind": "call", "calls": 5, "pairs": 1, "warmup": 1,
+              "is_async": True, "threads": True}  # fmt: skip
+    profile = run_figure("call_profile", params, tmp_path)
+    assert profile["unit"] == "call"
+    assert profile["revenium"]
 
 
 @pytest.mark.parametrize("delivery", ["ledger", "capture"])
@@ -104,11 +117,36 @@ def test_the_loop_lag_figure_runs(delivery: str, tmp_path: Path) -> None:
         assert result[f"{side}_ticks"] >= 1  # type: ignore[operator]
 
 
-def test_the_anthropic_import_figure_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", ["anthropic_import", "google_import"])
+def test_the_adapter_import_figures_run(key: str, tmp_path: Path) -> None:
+    """10c/10d (Anthropic) and 10e/10f (Google), as ``run.py`` runs them."""
     run = load_run_module()
-    result = run_python(["-c", run.adapter_import_snippet("anthropic", "Anthropic")], tmp_path)
+    sdk, client = run.ADAPTER_IMPORTS[key]
+    result = run_python(["-c", run.adapter_import_snippet(sdk, client)], tmp_path)
     assert {"sdk_ms", "client_ms", "adapter_ms", "sdk_mb", "adapter_mb"} <= result.keys()
-    assert "revenium.providers.anthropic" in result["modules"]
+    provider = key.removesuffix("_import")
+    assert f"revenium.providers.{provider}" in result["modules"]
+
+
+def test_the_report_shows_the_google_figures() -> None:
+    """7h, 7i, 10e and 10f reach the results table (from made-up repetitions)."""
+    run = load_run_module()
+    pair: dict[str, Any] = {"added_us": [2.0], "ratio": [1.01], "plain_us": [400.0]}
+    pair |= {"wrapped_us": [402.0], "drain_us": [50.0], "cpu_added_us": [2.0]}
+    pair |= {"records": 1, "wrapped_calls": 1}
+    imported: dict[str, Any] = {"sdk_ms": 300.0, "client_ms": 5.0, "adapter_ms": 20.0}
+    imported |= {"sdk_mb": 40.0, "adapter_mb": 3.0, "runtime_loaded": False}
+    res = {key: [pair] for key in run.OVERHEAD_KEYS}
+    res |= {key: [imported] for key in run.ADAPTER_IMPORTS}
+    labels = [row.figure for row in run.openai_rows(res)]
+    for number in ("7h. Google `models.generate_content`", "7i. Google `aio.models",
+                   "10e. `import google.genai`", "10f. After it"):  # fmt: skip
+        assert any(label.startswith(number) for label in labels), number
+    assert run.PROFILED["google_sync"] == "7h"
+    assert run.PROFILED["google_async"] == "7i"
+    details = "\n".join(run.details(res))
+    assert "`google_sync`" in details
+    assert "`google_import`" in details
 
 
 def test_without_the_existing_sdk_its_figure_says_not_installed() -> None:

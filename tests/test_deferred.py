@@ -46,3 +46,16 @@ def test_an_unknown_request_shape_is_left_alone_with_one_warning(
         assert asyncio.run(use()) == "the stream"  # the caller's code works as before
         assert asyncio.run(use()) == "the stream"
     assert sum("form this version does not know" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_copied_call_has_every_field_of_the_original() -> None:
+    """``CallInfo.copy`` names its fields one by one (for speed): a new field must be copied."""
+    from revenium.providers.base import CallInfo
+    from revenium.records import OperationType
+
+    call = CallInfo(
+        labels=Labels("P"), operation=OperationType.CHAT, request={"model": "m"}, metadata=EMPTY
+    )
+    twin = call.copy()
+    for name in CallInfo.__slots__:
+        assert getattr(twin, name) is getattr(call, name), name

@@ -92,18 +92,21 @@ def _model_fields(call: CallInfo, reported: object) -> dict[str, Any]:
 
 
 def _tokens(usage: object) -> dict[str, Any]:
-    prompt = read.count(read.field(usage, "prompt_token_count"))
-    tool_prompt = read.count(read.field(usage, "tool_use_prompt_token_count"))
-    candidates = read.count(read.field(usage, "candidates_token_count"))
-    thoughts = read.opt_count(read.field(usage, "thoughts_token_count"))
+    # Responses are the SDK's objects: read by attribute (``read.field`` also takes dicts,
+    # which costs an ABC check per field).
+    prompt = read.count(getattr(usage, "prompt_token_count", None))
+    tool_prompt = read.count(getattr(usage, "tool_use_prompt_token_count", None))
+    candidates = read.count(getattr(usage, "candidates_token_count", None))
+    thoughts = read.opt_count(getattr(usage, "thoughts_token_count", None))
     input_tokens = prompt + tool_prompt
     output_tokens = candidates + (thoughts or 0)
-    total = read.opt_count(read.field(usage, "total_token_count"))
+    total = read.opt_count(getattr(usage, "total_token_count", None))
+    cached = read.opt_count(getattr(usage, "cached_content_token_count", None))
     return {
         "input_token_count": input_tokens,
         "output_token_count": output_tokens,
         "total_token_count": total if total is not None else input_tokens + output_tokens,
-        "cache_read_token_count": read.opt_count(read.field(usage, "cached_content_token_count")),
+        "cache_read_token_count": cached,
         "reasoning_token_count": thoughts,
     }
 
@@ -173,25 +176,25 @@ def _stop_fields(reason: object, blocked: object = None) -> dict[str, Any]:
 
 def _parts(response: object) -> list[Any]:
     """The parts of the first candidate (the one the SDK's ``.text`` reads)."""
-    candidates = read.field(response, "candidates")
+    candidates = getattr(response, "candidates", None)
     if not read.is_list(candidates) or not candidates:
         return []
-    parts = read.field(read.field(candidates[0], "content"), "parts")
+    parts = getattr(getattr(candidates[0], "content", None), "parts", None)
     return parts if read.is_list(parts) else []
 
 
 def _finish(response: object) -> object:
-    candidates = read.field(response, "candidates")
+    candidates = getattr(response, "candidates", None)
     if not read.is_list(candidates) or not candidates:
         return None
-    return read.field(candidates[0], "finish_reason")
+    return getattr(candidates[0], "finish_reason", None)
 
 
 def _answer_text(part: object) -> str | None:
     """A part's answer text (thought summaries are not the answer)."""
-    if read.field(part, "thought") is True:
+    if getattr(part, "thought", None) is True:
         return None
-    return read.text(read.field(part, "text"))
+    return read.text(getattr(part, "text", None))
 
 
 def _plain(value: object) -> object:
@@ -256,7 +259,7 @@ def _prompts(call: CallInfo, output: str | None) -> PromptCapture | None:
 
 
 def _is_tool_call(part: object) -> bool:
-    return read.field(part, "function_call") is not None
+    return getattr(part, "function_call", None) is not None
 
 
 # ----------------------------------------------------------------------------- generate_content
@@ -268,15 +271,15 @@ def _content_record(call: CallInfo, response: Any) -> Record | None:
     parts = _parts(response)
     texts = [t for p in parts if (t := _answer_text(p))]
     tool = any(_is_tool_call(p) for p in parts)
-    blocked = read.field(read.field(response, "prompt_feedback"), "block_reason")
+    blocked = getattr(getattr(response, "prompt_feedback", None), "block_reason", None)
     return call.completion(
-        **_model_fields(call, read.field(response, "model_version")),
+        **_model_fields(call, getattr(response, "model_version", None)),
         duration_ms=call.elapsed_ms(),
         operation_type=OperationType.TOOL_CALL if tool else call.operation,
-        transaction_id=read.text(read.field(response, "response_id")),
-        prompts=_prompts(call, "".join(texts) or None),
+        transaction_id=read.text(getattr(response, "response_id", None)),
+        prompts=_prompts(call, "".join(texts) or None) if call.capture_prompts else None,
         **_stop_fields(_finish(response), blocked),
-        **_tokens(read.field(response, "usage_metadata")),
+        **_tokens(getattr(response, "usage_metadata", None)),
     )
 
 
