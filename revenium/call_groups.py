@@ -24,13 +24,15 @@ meters what it returned, the last request's usage, and says so once in the log.
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Final, cast
 
 import attrs
 
-from revenium._diagnostics import warn_once
+from revenium._diagnostics import report_internal_error, warn_once
 from revenium.calls import (
     Begin,
     ClientState,
@@ -45,7 +47,7 @@ from revenium.providers.base import CallInfo, Endpoint, Finishable
 from revenium.records import CompletionRecord
 from revenium.streams import meter_async_generator, meter_generator
 
-__all__ = ["grouped_async", "grouped_sync", "request_begin"]
+__all__ = ["grouped_async", "grouped_sync", "request_begin", "request_observer"]
 
 _ACTIVE: ContextVar[_Group | None] = ContextVar("revenium_call_group", default=None)
 
@@ -54,8 +56,8 @@ class _Chain:
     """The requests of one tool loop, whose records link to the first one's.
 
     Usually one call's requests. A chat runs its tool loop itself, one public call per
-    request, so a call whose request answers the previous call's function calls (same
-    conversation, ``Endpoint.tool_loop``) joins that call's chain.
+    request: a call whose request answers the function calls of an earlier answer (it sends
+    back that answer's own turn, then the results) joins that answer's chain.
     """
 
     __slots__ = ("first", "first_id")
@@ -65,8 +67,31 @@ class _Chain:
         self.first_id: str | None = None
 
 
-# The conversation and chain of the last call in this context, for the next call to join.
-_TAIL: ContextVar[tuple[object, _Chain] | None] = ContextVar("revenium_tool_loop", default=None)
+_ASKED_LIMIT: Final = 1024
+_asked_lock = threading.Lock()
+# id(turn) -> (turn, chain): the answers that asked for function calls, latest last. The turn
+# itself is kept, so its id cannot be reused while it is here, and matched by identity.
+_asked: OrderedDict[int, tuple[object, _Chain]] = OrderedDict()
+
+
+def _remember_asked(turn: object, chain: _Chain) -> None:
+    with _asked_lock:
+        _asked[id(turn)] = (turn, chain)
+        _asked.move_to_end(id(turn))
+        while len(_asked) > _ASKED_LIMIT:
+            _asked.popitem(last=False)
+
+
+def _chain_of(turn: object) -> _Chain | None:
+    with _asked_lock:
+        found = _asked.get(id(turn))
+    return found[1] if found is not None and found[0] is turn else None
+
+
+def reinit_after_fork() -> None:
+    """A forked child starts with a fresh lock (another thread may have held it)."""
+    global _asked_lock  # noqa: PLW0603 - a lock held at fork time would stay locked forever
+    _asked_lock = threading.Lock()
 
 
 class _Group:
@@ -83,6 +108,11 @@ class _Group:
     def track(self, meter: Finishable) -> None:
         self.open.append(meter)
 
+    def asked(self, turn: object) -> None:
+        """A request's answer asks for function calls: a call sending ``turn`` back joins."""
+        if turn is not None:
+            _remember_asked(turn, self.chain)
+
     def finish_open(self) -> None:
         """The call's stream ended (or was closed early): so did every request's stream.
 
@@ -98,9 +128,15 @@ class _Group:
         call = self.call.copy()
         call.restart()
         call.ended = None
-        # The request's own prompt: a tool loop's later requests carry the function calls.
-        snapshot = call.capture_prompts or endpoint.is_stream(kwargs)
-        call.request = snapshot_request(kwargs) if snapshot else kwargs
+        # The request's own prompt (a tool loop's later requests carry the function calls),
+        # frozen before the SDK appends the next turns: deeply when it is captured; a
+        # stream's estimate only needs the turns sent, which the SDK never changes.
+        if call.capture_prompts:
+            call.request = snapshot_request(kwargs)
+        elif endpoint.is_stream(kwargs):
+            call.request = _turns_copied(kwargs)
+        else:
+            call.request = kwargs
         call.group = self
         if self.chain.first is None and self.chain.first_id is None:
             self.chain.first = call
@@ -120,17 +156,22 @@ class _Group:
         return attrs.evolve(record, metadata=metadata)
 
 
+def _turns_copied(kwargs: dict[str, Any]) -> dict[str, Any]:
+    contents: object = kwargs.get("contents")
+    if not isinstance(contents, list):
+        return kwargs
+    return {**kwargs, "contents": list(cast("list[object]", contents))}
+
+
 def _group(endpoint: Endpoint, call: CallInfo, kwargs: Mapping[str, Any]) -> _Group:
-    """The call's group, in the chain of the previous call when it continues its tool loop."""
+    """The call's group, in the chain of the answer whose function calls it answers."""
     chain: _Chain | None = None
     if endpoint.tool_loop is not None:
-        conversation, answers_tool_calls = endpoint.tool_loop(kwargs)
-        tail = _TAIL.get()
-        if answers_tool_calls and tail is not None and tail[0] == conversation:
-            chain = tail[1]
-        if conversation is not None:
-            chain = chain or _Chain()
-            _TAIL.set((conversation, chain))
+        try:
+            turn = endpoint.tool_loop.answered(kwargs)
+            chain = None if turn is None else _chain_of(turn)
+        except Exception as exc:  # noqa: BLE001 - contained: the call is metered unlinked
+            report_internal_error(exc, f"reading the turns of {endpoint.path}", reraise=False)
     return _Group(call, chain or _Chain())
 
 
@@ -142,6 +183,23 @@ def request_begin(endpoint: Endpoint) -> Begin:
         return None if group is None else group.request(endpoint, kwargs)
 
     return begin
+
+
+def request_observer(endpoint: Endpoint) -> Callable[[CallInfo, Any], None]:
+    """After each request: an answer asking for function calls starts (or continues) a loop."""
+    loop = endpoint.tool_loop
+    observe = endpoint.observe
+
+    def observed(call: CallInfo, result: Any) -> None:
+        if observe is not None:
+            observe(call, result)
+        group = call.group
+        if loop is not None and group is not None and not endpoint.is_stream(call.request):
+            group.asked(loop.asked(result))  # a stream's answer is read by its accumulator
+
+    # (``settle`` runs this inside its own guard: a fault here never reaches the caller.)
+
+    return observed
 
 
 def _unseen(endpoint: Endpoint) -> None:

@@ -99,9 +99,10 @@ def _begin(
     # never touches a mapping of the caller's.
     if endpoint.prepare is not None and endpoint.prepare(kwargs, call):
         call.injected_usage = True
-    if config.capture_prompts or endpoint.is_stream(kwargs):
+    if endpoint.per_request is None and (config.capture_prompts or endpoint.is_stream(kwargs)):
         # The record is built later (and a stream's estimate reads the prompt): freeze the
         # prompt now, before the caller appends the reply and the next question to it.
+        # (A call metered per request: each request freezes its own, revenium.call_groups.)
         call.request = snapshot_request(kwargs)
     return call
 
@@ -380,6 +381,14 @@ Begin = Callable[[dict[str, Any]], CallInfo | None]
 """What a metered method does before the provider call: ``None`` when it is not metered."""
 
 
+def _begun(begin: Begin, kwargs: dict[str, Any]) -> CallInfo | None:
+    try:
+        return begin(kwargs)
+    except Exception as exc:  # noqa: BLE001 - an SDK bug must not cost the caller the call
+        report_internal_error(exc, "starting a request")
+        return None
+
+
 def metered_sync(
     original: Callable[..., Any],
     endpoint: Endpoint,
@@ -394,7 +403,7 @@ def metered_sync(
 
     @functools.wraps(original)
     def call(*args: Any, **kwargs: Any) -> Any:
-        info = start_call(endpoint, state, kwargs) if begin is None else begin(kwargs)
+        info = start_call(endpoint, state, kwargs) if begin is None else _begun(begin, kwargs)
         if info is None:
             return original(*args, **kwargs)
         try:
@@ -421,7 +430,7 @@ def metered_async(
         if begin is None:
             info = await start_async(endpoint, state, kwargs)
         else:
-            info = begin(kwargs)
+            info = _begun(begin, kwargs)
         if info is None:
             return await original(*args, **kwargs)
         try:

@@ -173,7 +173,8 @@ def _after_fork_in_child() -> None:
     _mp_hook.clear()
     for module in (_diagnostics, config_module, sink):
         module.reinit_after_fork()
-    for name in ("revenium.streams", "revenium.enforcement", "revenium.operations"):
+    modules = ("streams", "enforcement", "operations", "call_groups")
+    for name in (f"revenium.{module}" for module in modules):
         loaded = sys.modules.get(name)
         if loaded is not None:
             loaded.reinit_after_fork()

@@ -21,7 +21,7 @@ from typing import Final
 
 from revenium.providers.base import CallInfo
 
-__all__ = ["LIMIT", "idempotency_key", "remember", "take"]
+__all__ = ["LIMIT", "idempotency_key", "known", "remember", "take"]
 
 LIMIT: Final = 4096
 _NAMESPACE: Final = uuid.UUID("6f1c2a5e-63b9-4c4e-9a57-0e2f3c7d8b41")  # revenium operations
@@ -38,6 +38,12 @@ def remember(name: str, call: CallInfo) -> None:
         _submitted.move_to_end(name)
         while len(_submitted) > LIMIT:
             _submitted.popitem(last=False)
+
+
+def known(name: str) -> bool:
+    """Whether this process submitted operation ``name`` (and it was not taken yet)."""
+    with _lock:
+        return name in _submitted
 
 
 def take(name: str) -> tuple[bool, CallInfo | None]:

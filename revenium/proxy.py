@@ -19,8 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
+import attrs
+
 from revenium.attribution import Metadata, merge, parse_metadata
-from revenium.call_groups import grouped_async, grouped_sync, request_begin
+from revenium.call_groups import grouped_async, grouped_sync, request_begin, request_observer
 from revenium.calls import ClientState, metered_async, metered_deferred, metered_sync
 from revenium.providers import adapter_for, supported_clients
 from revenium.providers.base import Adapter, Endpoint
@@ -75,7 +77,8 @@ def _install_grouped(
     per_request = getattr(owner, endpoint.per_request, None)
     if callable(per_request):  # absent in some SDK version: the call says so when it ends
         metered = metered_async if is_async else metered_sync
-        hook = metered(per_request, endpoint, state, request_begin(endpoint))
+        request = attrs.evolve(endpoint, observe=request_observer(endpoint))
+        hook = metered(per_request, request, state, request_begin(request))
         setattr(owner, endpoint.per_request, hook)
     grouped = grouped_async if is_async else grouped_sync
     setattr(owner, name, grouped(original, endpoint, state))

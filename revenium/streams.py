@@ -119,6 +119,8 @@ class StreamMeter:
                 return
             ttft = None if self._first_content is None else call.elapsed_ms(self._first_content)
             end = StreamEnd(call.elapsed_ms(now), ttft, error, ended)
+            if call.group is not None:  # one request of a tool loop's: did it ask for more?
+                call.group.asked(getattr(self._accumulator, "asked_turn", None))
             # The accumulator is final now; its record is built off the caller's thread.
             submit_later(functools.partial(self._accumulator.record, call, end))
         except Exception as exc:  # noqa: BLE001 - contained; the caller's stream is unaffected

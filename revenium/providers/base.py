@@ -29,6 +29,7 @@ __all__ = [
     "Labels",
     "RequestGroup",
     "StreamEnd",
+    "ToolLoop",
     "estimate_tokens",
     "estimated_completion",
 ]
@@ -310,6 +311,10 @@ class RequestGroup(Protocol):
         """A request's stream started: finish it when the call's own stream ends."""
         ...
 
+    def asked(self, turn: object) -> None:
+        """A request's answer asked for function calls with ``turn``."""
+        ...
+
 
 class Finishable(Protocol):
     """A stream's meter, as the call that opened it sees it."""
@@ -329,6 +334,20 @@ class Accumulator(Protocol):
     def record(self, call: CallInfo, end: StreamEnd) -> Record | None:
         """The record at the stream's end, however it ended."""
         ...
+
+
+@attrs.frozen
+class ToolLoop:
+    """A provider's tool-loop turns, by identity (``revenium.call_groups``).
+
+    ``asked`` reads, from a response or a stream chunk, the turn that asks for function
+    calls (the object the SDK appends to the conversation), or ``None``; ``answered`` reads,
+    from a request, the turn whose function calls it answers (the model turn just before the
+    function results), or ``None``.
+    """
+
+    asked: Callable[[Any], object | None]
+    answered: Callable[[Mapping[str, Any]], object | None]
 
 
 @attrs.frozen
@@ -367,10 +386,9 @@ class Endpoint:
     # (google-genai's tool loop and continuations): each request is metered there, and the
     # call's own records are linked to its first (``revenium.requests``).
     per_request: str | None = None
-    # ``(conversation, answers_tool_calls)`` of a request: a request answering the function
-    # calls of the previous call on the same conversation (a chat's tool loop, one call per
-    # request) is linked to that call's records (``revenium.call_groups``).
-    tool_loop: Callable[[Mapping[str, Any]], tuple[object, bool]] | None = None
+    # How to recognize a tool loop run one call per request (a chat's): a request sending
+    # back an answer that asked for function calls is linked to that answer's records.
+    tool_loop: ToolLoop | None = None
     # The stream returned sends its request at the first ``next()`` (a plain generator):
     # its timings start there.
     lazy: bool = False

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, cast
@@ -41,6 +42,7 @@ from revenium.providers.base import (
     Endpoint,
     Labels,
     StreamEnd,
+    ToolLoop,
     estimated_completion,
 )
 from revenium.records import (
@@ -222,8 +224,21 @@ def _contents(request: Mapping[str, Any]) -> list[object]:
     return [_plain(turn) for turn in cast("Sequence[object]", found)]
 
 
+def _setting(config: object, name: str) -> object:
+    """A config field: a ``GenerateContentConfig``-like object, or a dict in the snake_case
+    or camelCase spelling (the SDK accepts both)."""
+    if isinstance(config, Mapping):
+        items = cast("Mapping[str, object]", config)
+        found = items.get(name)
+        if found is None:
+            head, *rest = name.split("_")
+            found = items.get(head + "".join(part.title() for part in rest))
+        return found
+    return getattr(config, name, None)
+
+
 def _system(request: Mapping[str, Any]) -> object:
-    return read.field(request.get("config"), "system_instruction")
+    return _setting(request.get("config"), "system_instruction")
 
 
 def _text_of(value: object) -> str | None:
@@ -265,9 +280,50 @@ def _is_tool_call(part: object) -> bool:
 # ----------------------------------------------------------------------------- generate_content
 
 
+class _Body:
+    """A response body as JSON, read by the SDK's snake_case names (the JSON is camelCase).
+
+    ``should_return_http_response=True`` makes the SDK return the raw body instead of a
+    parsed response: its usage is only there.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, object]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> object:
+        head, *rest = name.split("_")
+        value = self._data.get(head + "".join(part.title() for part in rest))
+        if isinstance(value, Mapping):
+            return _Body(cast("Mapping[str, object]", value))
+        if isinstance(value, list):
+            items = cast("list[object]", value)
+            return [
+                _Body(cast("Mapping[str, object]", v)) if isinstance(v, Mapping) else v
+                for v in items
+            ]
+        return value
+
+
+def _raw_body(response: Any) -> _Body | None:
+    """The raw body of a response the SDK did not parse, when it holds JSON."""
+    if getattr(response, "usage_metadata", None) is not None:
+        return None
+    body = getattr(getattr(response, "sdk_http_response", None), "body", None)
+    if not isinstance(body, str | bytes) or not body:
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return _Body(cast("Mapping[str, object]", data)) if isinstance(data, dict) else None
+
+
 def _content_record(call: CallInfo, response: Any) -> Record | None:
     if isinstance(response, str | bytes) or response is None:
         return None
+    response = _raw_body(response) or response
     parts = _parts(response)
     texts = [t for p in parts if (t := _answer_text(p))]
     tool = any(_is_tool_call(p) for p in parts)
@@ -286,7 +342,17 @@ def _content_record(call: CallInfo, response: Any) -> Record | None:
 class _ChunkAccumulator:
     """Stream chunks: the last usage (a running total), the finish reason, the text."""
 
-    __slots__ = ("_blocked", "_chars", "_finish", "_id", "_model", "_parts", "_tool", "_usage")
+    __slots__ = (
+        "_blocked",
+        "_chars",
+        "_finish",
+        "_id",
+        "_model",
+        "_parts",
+        "_tool",
+        "_usage",
+        "asked_turn",
+    )
 
     def __init__(self, call: CallInfo) -> None:
         self._usage: object = None
@@ -297,6 +363,7 @@ class _ChunkAccumulator:
         self._tool = False
         self._chars = 0
         self._parts: list[str] | None = [] if call.capture_prompts else None
+        self.asked_turn: object = None  # the chunk's turn asking for function calls
 
     def feed(self, chunk: Any) -> tuple[bool, bool]:
         usage = getattr(chunk, "usage_metadata", None)
@@ -322,6 +389,7 @@ class _ChunkAccumulator:
                         self._parts.append(text)
                 elif getattr(part, "function_call", None) is not None:
                     content = self._tool = True
+                    self.asked_turn = getattr(first, "content", None)
         else:
             feedback = getattr(chunk, "prompt_feedback", None)
             if feedback is not None:
@@ -398,7 +466,7 @@ def _embedding_record(call: CallInfo, response: Any) -> Record | None:
 
 
 def _config(call: CallInfo, name: str) -> object:
-    return read.field(call.request.get("config"), name)
+    return _setting(call.request.get("config"), name)
 
 
 def _image_common(call: CallInfo, subtype: str) -> dict[str, Any]:
@@ -457,11 +525,24 @@ def _operation_name(operation: object) -> str | None:
     return read.text(read.field(operation, "name"))
 
 
+_VIDEO_SETTINGS: Final = ("duration_seconds", "fps", "resolution", "aspect_ratio")
+
+
 def _remember_video(call: CallInfo, operation: Any) -> None:
-    """``generate_videos`` returned its operation: keep the submission until it is done."""
+    """``generate_videos`` returned its operation: keep the submission until it is done.
+
+    Only what the record needs is kept, never the caller's input image or video bytes.
+    """
     name = _operation_name(operation)
-    if name is not None:
-        operations.remember(name, call)
+    if name is None:
+        return
+    slim = call.copy()
+    config = call.request.get("config")
+    slim.request = {
+        "model": call.request.get("model"),
+        "config": {key: _setting(config, key) for key in _VIDEO_SETTINGS},
+    }
+    operations.remember(name, slim)
 
 
 def _video_model(name: str) -> str:
@@ -477,6 +558,8 @@ def _video_record(call: CallInfo, operation: Any) -> Record | None:
     name = _operation_name(operation)
     if name is None or read.field(operation, "done") is not True:
         return None
+    if type(operation).__name__ != "GenerateVideosOperation" and not operations.known(name):
+        return None  # another kind of operation (a File Search upload...): not a video
     first, submitted = operations.take(name)
     if not first:
         return None
@@ -484,7 +567,7 @@ def _video_record(call: CallInfo, operation: Any) -> Record | None:
     ended = call.ended if call.ended is not None else origin.ended
     duration_ms = origin.elapsed_ms(ended)
     config = origin.request.get("config")
-    asked = read.opt_count(read.field(config, "duration_seconds"))
+    asked = read.opt_count(_setting(config, "duration_seconds"))
     response = read.field(operation, "response") or read.field(operation, "result")
     found = read.field(response, "generated_videos")
     videos = len(found) if read.is_list(found) else 0
@@ -509,9 +592,9 @@ def _video_record(call: CallInfo, operation: Any) -> Record | None:
         idempotency_key=operations.idempotency_key(PROVIDER, name),
         duration_seconds=0.0 if failed else float(videos * (asked or VIDEO_SECONDS)),
         requested_duration_seconds=float(asked) if asked else None,
-        fps=read.opt_count(read.field(config, "fps")),
-        resolution=read.text(read.field(config, "resolution")),
-        aspect_ratio=read.text(read.field(config, "aspect_ratio")),
+        fps=read.opt_count(_setting(config, "fps")),
+        resolution=read.text(_setting(config, "resolution")),
+        aspect_ratio=read.text(_setting(config, "aspect_ratio")),
         video_job_id=name,
         async_operation=True,
         completion_status=CompletionStatus.FAILED if failed else CompletionStatus.SUCCESS,
@@ -592,17 +675,34 @@ def _close_unless_collected(
     return close
 
 
-def _tool_loop(kwargs: Mapping[str, Any]) -> tuple[object, bool]:
-    """The conversation (a chat passes one list of contents to each request of its tool
-    loop, appending to it) and whether its last turn answers the model's function calls."""
-    found = kwargs.get("contents")
-    if not isinstance(found, list) or not found:
-        return None, False
+def _asked(response: Any) -> object | None:
+    """The model turn of an answer (or stream chunk) that asks for function calls: the very
+    ``Content`` object a chat appends to its history and sends back with the results."""
+    candidates = getattr(response, "candidates", None)
+    if not candidates:
+        return None
+    content = getattr(candidates[0], "content", None)
+    parts = getattr(content, "parts", None) or ()
+    return content if any(_is_tool_call(p) for p in parts) else None
+
+
+def _answered(kwargs: Mapping[str, Any]) -> object | None:
+    """The model turn a request's function results answer: the turn before them."""
+    found: object = kwargs.get("contents")
+    if not isinstance(found, list):
+        return None
     contents = cast("list[object]", found)
-    parts = read.field(contents[-1], "parts")
+    if len(contents) < 2:
+        return None
+    parts = getattr(contents[-1], "parts", None)
     if not read.is_list(parts) or not parts:
-        return id(contents), False
-    return id(contents), all(read.field(p, "function_response") is not None for p in parts)
+        return None
+    if all(getattr(p, "function_response", None) is not None for p in parts):
+        return contents[-2]
+    return None
+
+
+_TOOL_LOOP: Final = ToolLoop(asked=_asked, answered=_answered)
 
 
 def _always(_kwargs: Mapping[str, Any]) -> bool:
@@ -627,7 +727,7 @@ def _endpoints(prefix: str, *, is_async: bool) -> tuple[Endpoint, ...]:
             failure=_failure,
             asynchronous=is_async,
             per_request="_generate_content",
-            tool_loop=_tool_loop,
+            tool_loop=_TOOL_LOOP,
         ),
         Endpoint(
             f"{models}.generate_content_stream",
@@ -637,7 +737,7 @@ def _endpoints(prefix: str, *, is_async: bool) -> tuple[Endpoint, ...]:
             failure=_failure,
             asynchronous=is_async,
             per_request="_generate_content_stream",
-            tool_loop=_tool_loop,
+            tool_loop=_TOOL_LOOP,
             lazy=not is_async,  # aio: awaiting the per-request method sends the request
         ),
         Endpoint(
