@@ -427,8 +427,17 @@ class _ChunkAccumulator:
         )
 
 
-def _failure(call: CallInfo, error: BaseException) -> Record:
+def _never_sent(error: BaseException) -> bool:
+    """The SDK refused the call's arguments before sending anything (its own checks raise
+    exactly ``ValueError`` or ``TypeError``, as ``generate_images`` does on the Gemini API):
+    no request, no record. A malformed answer's ``JSONDecodeError`` (a subclass) was paid."""
+    return type(error) in (ValueError, TypeError)
+
+
+def _failure(call: CallInfo, error: BaseException) -> Record | None:
     """A call the provider rejected: ERROR, with the caller's model id kept."""
+    if _never_sent(error):
+        return None
     return call.completion(
         **_model_fields(call, None),
         duration_ms=call.elapsed_ms(),
@@ -505,8 +514,10 @@ def _image_record(subtype: str) -> Callable[[CallInfo, Any], Record | None]:
     return record
 
 
-def _image_failure(subtype: str) -> Callable[[CallInfo, BaseException], Record]:
-    def failure(call: CallInfo, error: BaseException) -> Record:
+def _image_failure(subtype: str) -> Callable[[CallInfo, BaseException], Record | None]:
+    def failure(call: CallInfo, error: BaseException) -> Record | None:
+        if _never_sent(error):
+            return None
         asked = read.opt_count(_config(call, "number_of_images"))
         return ImageRecord(
             **_image_common(call, subtype),
@@ -612,8 +623,10 @@ def _operation_error(error: object) -> str | None:
     return f"operation error {code}: {message}" if code is not None else message
 
 
-def _video_failure(call: CallInfo, error: BaseException) -> Record:
+def _video_failure(call: CallInfo, error: BaseException) -> Record | None:
     """``generate_videos`` rejected at submission: a failed job, no video."""
+    if _never_sent(error):
+        return None
     model = call.requested_model()
     asked = read.opt_count(_config(call, "duration_seconds"))
     return VideoRecord(
