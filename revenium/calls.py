@@ -202,9 +202,12 @@ def _is_raw_response(result: object) -> bool:
 
 def settle(endpoint: Endpoint, call: CallInfo, result: Any, *, is_async: bool) -> Any:
     """Everything after a successful call; returns what the caller gets (never raises)."""
-    try:
-        if endpoint.observe is not None:
+    if endpoint.observe is not None:
+        try:
             endpoint.observe(call, result)
+        except Exception as exc:  # noqa: BLE001 - bookkeeping failed: the record still goes
+            report_internal_error(exc, f"observing {endpoint.path}")
+    try:
         if not endpoint.needs_response:
             call.ended = time.perf_counter()
             submit_later(functools.partial(endpoint.record, call, None))

@@ -8,8 +8,10 @@ operations, remembered at submission and metered once, when a poll first sees th
 
 from __future__ import annotations
 
+import gc
 import logging
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -268,6 +270,32 @@ async def test_unset_number_of_images_is_what_came_back(
     expect_image(record, requested=DEFAULT_IMAGES, actual=DEFAULT_IMAGES)
 
 
+async def test_a_camel_case_dict_config_reads_the_same(
+    vertex_mode: str, colour: str, captured: Capture
+) -> None:
+    """The SDK accepts a dict config in camelCase, as the API spells it."""
+    client = revenium.wrap(client_for(vertex_mode))
+    generate = method(client, colour, "models.generate_images")
+    config = {
+        "numberOfImages": 2,
+        "aspectRatio": "16:9",
+        "outputMimeType": "image/jpeg",
+        "imageSize": "2K",
+    }
+    response = await generate(model=IMAGEN, prompt="a cat", config=config)
+    assert len(response.generated_images) == 2
+    (record,) = captured.media
+    assert isinstance(record, ImageRecord)
+    expect_image(
+        record,
+        requested=2,
+        actual=2,
+        aspect_ratio="16:9",
+        image_format="image/jpeg",
+        resolution="2K",
+    )
+
+
 @pytest.mark.parametrize("rai_reason", [False, True])
 async def test_a_filtered_image_is_not_counted(
     vertex_mode: str, colour: str, rai_reason: bool, captured: Capture
@@ -402,6 +430,90 @@ async def test_a_video_is_metered_once_when_first_seen_done(
     assert record.response_time >= submitted
     await poll(done)  # polled again: still one record
     assert len(captured.records) == 1
+
+
+async def test_a_camel_case_dict_video_config_reads_the_same(
+    vertex_mode: str, colour: str, captured: Capture
+) -> None:
+    client = revenium.wrap(client_for(vertex_mode))
+    submit = method(client, colour, "models.generate_videos")
+    poll = method(client, colour, "operations.get")
+    config = {
+        "durationSeconds": VIDEO_CONFIG.duration_seconds,
+        "numberOfVideos": VIDEO_CONFIG.number_of_videos,
+        "resolution": VIDEO_CONFIG.resolution,
+        "aspectRatio": VIDEO_CONFIG.aspect_ratio,
+        "fps": VIDEO_CONFIG.fps,
+    }
+    operation = await submit(
+        model=VEO, source=types.GenerateVideosSource(prompt="a cat"), config=config
+    )
+    await poll(operation)
+    done = await poll(operation)
+    assert len(done.result.generated_videos) == VIDEO_CONFIG.number_of_videos
+    (record,) = captured.media
+    assert isinstance(record, VideoRecord)
+    expect_video(
+        record,
+        operation.name,
+        videos=len(done.result.generated_videos),
+        asked=VIDEO_CONFIG.duration_seconds,
+        config=VIDEO_CONFIG,
+    )
+
+
+@pytest.mark.parametrize(
+    "given_as",
+    [
+        "source",
+        pytest.param(
+            "arguments",  # the older form, still accepted
+            marks=pytest.mark.filterwarnings(
+                "ignore:The generate_videos method with prompt/image/video:DeprecationWarning"
+            ),
+        ),
+    ],
+)
+async def test_a_remembered_submission_keeps_none_of_the_callers_media(
+    given_as: str, colour: str, captured: Capture
+) -> None:
+    """A submission is remembered until a poll sees its job done (up to ``operations.LIMIT``
+    of them): the caller's input image and video, often megabytes, are not kept with it."""
+    client = revenium.wrap(client_for("vertex"))
+    submit = method(client, colour, "models.generate_videos")
+    image = types.Image(image_bytes=IMAGE_BYTES, mime_type="image/png")
+    video = types.Video(video_bytes=b"\x00\x00\x00\x18ftypmp42", mime_type="video/mp4")
+    inputs = [weakref.ref(image), weakref.ref(video)]
+    if given_as == "source":
+        source = types.GenerateVideosSource(prompt="a cat", image=image)
+        operation = await submit(model=VEO, source=source, config=VIDEO_CONFIG)
+        extended = await submit(
+            model=VEO, source=types.GenerateVideosSource(video=video), config=VIDEO_CONFIG
+        )
+        del source
+    else:
+        operation = await submit(model=VEO, prompt="a cat", image=image, config=VIDEO_CONFIG)
+        extended = await submit(model=VEO, video=video, config=VIDEO_CONFIG)
+    remembered = [operation.name, extended.name]
+    assert all(name in operations._submitted for name in remembered)
+    assert all(ref() is not None for ref in inputs)  # still the caller's
+    del image, video
+    gc.collect()
+    assert [ref() for ref in inputs] == [None, None]  # the registry kept neither
+    assert all(name in operations._submitted for name in remembered)
+    # what the record needs was kept
+    poll = method(client, colour, "operations.get")
+    await poll(operation)
+    done = await poll(operation)
+    (record,) = captured.media
+    assert isinstance(record, VideoRecord)
+    expect_video(
+        record,
+        operation.name,
+        videos=len(done.result.generated_videos),
+        asked=VIDEO_CONFIG.duration_seconds,
+        config=VIDEO_CONFIG,
+    )
 
 
 async def test_a_video_without_a_config_gets_the_default_length(
@@ -567,6 +679,38 @@ async def test_an_operation_this_process_did_not_submit_is_metered_once_with_a_w
     assert len(video_warnings(caplog)) == 1
 
 
+FILE_SEARCH_UPLOAD = "fileSearchStores/my-store-123/upload/operations/op-456"
+
+
+def _file_search_upload(request: httpx2.Request) -> httpx2.Response:
+    """The Gemini API's answer to a poll of a File Search upload (the stand-in has none)."""
+    assert request.method == "GET"
+    assert FILE_SEARCH_UPLOAD in str(request.url)
+    kind = "type.googleapis.com/google.ai.generativelanguage.v1main.UploadToFileSearchStoreResponse"
+    document = "fileSearchStores/my-store-123/documents/doc-1"
+    response = {"@type": kind, "documentName": document}
+    return httpx2.Response(
+        200, json={"name": FILE_SEARCH_UPLOAD, "done": True, "response": response}
+    )
+
+
+async def test_polling_another_kind_of_operation_records_nothing(
+    colour: str, captured: Capture, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``operations.get`` polls every long-running operation (File Search uploads and
+    imports too): only a video job is a video."""
+    client = revenium.wrap(client_for("gemini", _file_search_upload))
+    poll = method(client, colour, "operations.get")
+    operation = types.UploadToFileSearchStoreOperation(name=FILE_SEARCH_UPLOAD, done=False)
+    done = await poll(operation)
+    assert done.done
+    assert done.response
+    assert done.response.document_name == "fileSearchStores/my-store-123/documents/doc-1"
+    await poll(done)
+    assert captured.records == []
+    assert video_warnings(caplog) == []
+
+
 def test_the_idempotency_key_is_the_same_in_every_process(
     vertex_mode: str, captured: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -635,3 +779,20 @@ def test_every_mode_labels_media_as_google(mode: str, captured: Capture) -> None
     client = revenium.wrap(client_for(mode))
     client.models.embed_content(model="text-embedding-005", contents="x")
     assert [(r.provider, r.model_source) for r in captured.completions] == [("Google", "GOOGLE")]
+
+
+def test_a_call_the_sdk_refuses_before_sending_makes_no_record(captured: Capture) -> None:
+    """google-genai 3.x serves Imagen and Veo on Vertex only: on the Gemini API it raises
+    ``ValueError`` before any request. Nothing was sent or billed: no record. The caller gets
+    the SDK's own error."""
+    seen: list[Recorded] = []
+    client = revenium.wrap(client_for("gemini", recording(seen)))
+    with pytest.raises(ValueError, match="only supported") as refused_images:
+        client.models.generate_images(model="imagen-4.0-generate-001", prompt="a lighthouse")
+    source = types.GenerateVideosSource(prompt="a lighthouse")
+    with pytest.raises(ValueError, match="only supported"):
+        client.models.generate_videos(model="veo-3.0-generate-001", source=source)
+    assert type(refused_images.value) is ValueError
+    revenium.flush_sync(timeout=5)
+    assert seen == []
+    assert captured.records == []

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
+import copy
 import gc
 import inspect
 import json
@@ -26,12 +28,22 @@ import math
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+)
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx2
 import pytest
 from google.genai import errors, types
@@ -1143,6 +1155,73 @@ def test_automatic_function_calling_in_a_chat_stream(captured: Capture) -> None:
     _afc_checks(captured, chunks, seen)
 
 
+def _each_next_in_a_fresh_context(chunks: Iterator[Any]) -> list[Any]:
+    """Each ``next()`` in a copy of the caller's context, as a thread pool would run it."""
+    base = contextvars.copy_context()
+    read: list[Any] = []
+    while True:
+        try:
+            read.append(base.copy().run(next, chunks))
+        except StopIteration:
+            return read
+
+
+def _each_next_in_a_worker_thread(chunks: Iterator[Any]) -> list[Any]:
+    """Starlette's ``iterate_in_threadpool`` for a sync ``StreamingResponse`` body: each
+    ``next()`` in anyio's worker threads, each in a copy of the context."""
+    end = object()
+    read: list[Any] = []
+
+    async def main() -> None:
+        while (chunk := await anyio.to_thread.run_sync(next, chunks, end)) is not end:
+            read.append(chunk)
+
+    anyio.run(main)
+    return read
+
+
+@pytest.mark.parametrize(
+    "reader",
+    [_each_next_in_a_fresh_context, _each_next_in_a_worker_thread],
+    ids=["context", "thread"],
+)
+def test_a_chat_streams_tool_loop_read_step_by_step_elsewhere_stays_linked(
+    captured: Capture, reader: Callable[[Iterator[Any]], list[Any]]
+) -> None:
+    """A chat stream sends each request of its tool loop from inside ``next()``: read in
+    another context (or thread) at each step, its requests are still one linked chain."""
+    seen: list[Recorded] = []
+    client = revenium.wrap(client_for("gemini", recording(seen)))
+    chunks = reader(open_stream(client, "chat", WEATHER_TEXT, tools=[get_weather]))
+    _afc_checks(captured, chunks, seen)
+
+
+async def _in_a_task(step: Awaitable[Any]) -> Any:
+    return await step
+
+
+@pytest.mark.parametrize("how", ["wait_for", "task"])
+async def test_an_async_chat_streams_tool_loop_read_in_a_task_per_chunk_stays_linked(
+    captured: Capture, how: str
+) -> None:
+    """Each ``__anext__`` awaited in a task of its own (a copy of the context): Python
+    3.11's ``asyncio.wait_for`` does that, as does an explicit task per chunk."""
+    seen: list[Recorded] = []
+    client = revenium.wrap(client_for("vertex", recording(seen)))
+    stream = await aopen_stream(client, "chat", WEATHER_TEXT, tools=[get_weather])
+    chunks: list[Any] = []
+    while True:
+        try:
+            if how == "wait_for":
+                chunk = await asyncio.wait_for(anext(stream), 5)
+            else:
+                chunk = await asyncio.create_task(_in_a_task(anext(stream)))
+        except StopAsyncIteration:
+            break
+        chunks.append(chunk)
+    _afc_checks(captured, chunks, seen)
+
+
 def test_a_tool_loop_closed_after_the_function_call_sends_no_second_request(
     captured: Capture,
 ) -> None:
@@ -1226,6 +1305,49 @@ async def test_an_async_chat_streams_each_message_as_one_record(
     second = [c.text async for c in await chat.send_message_stream(SECOND_TEXT)]
     assert "".join(second) == echo(SECOND_TEXT)
     _chat_checks(captured, chat.get_history(), seen)
+
+
+def _long_history(turns: int) -> list[types.Content]:
+    history = []
+    for i in range(turns):
+        history.append(types.Content(role="user", parts=[types.Part(text=f"question {i}")]))
+        history.append(types.Content(role="model", parts=[types.Part(text=f"answer {i}")]))
+    history.append(types.Content(role="user", parts=[types.Part(text=USER_TEXT)]))
+    return history
+
+
+@pytest.mark.parametrize("capture_prompts", [False, True])
+@pytest.mark.parametrize("colour", ["sync", "async"])
+async def test_a_streamed_calls_history_is_not_deep_copied_on_the_callers_path(
+    captured: Capture, monkeypatch: pytest.MonkeyPatch, colour: str, capture_prompts: bool
+) -> None:
+    """A stream's estimate only needs the turns sent (the SDK never changes a turn): without
+    prompt capture nothing of a long history is copied deeply on the caller's thread. With
+    prompt capture the request's prompt is, once (which also shows the count sees our
+    copies)."""
+    revenium.configure(capture_prompts=capture_prompts)
+    history = _long_history(50)
+    real = copy.deepcopy
+    copied: list[object] = []
+
+    def deepcopy(value: Any, *args: Any, **kwargs: Any) -> Any:
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller.startswith("revenium"):  # the SDK's own copies are not ours
+            copied.append(value)
+        return real(value, *args, **kwargs)
+
+    monkeypatch.setattr(copy, "deepcopy", deepcopy)
+    client = revenium.wrap(client_for("gemini"))
+    if colour == "sync":
+        chunks = list(client.models.generate_content_stream(model=MODEL, contents=history))
+    else:
+        stream = await client.aio.models.generate_content_stream(model=MODEL, contents=history)
+        chunks = [chunk async for chunk in stream]
+    assert copied == ([history] if capture_prompts else [])
+    assert texts(chunks) == pieces(REPLY)
+    prompt = "".join(t.parts[0].text for t in history)  # type: ignore[index]
+    record = check(captured, exact(prompt=prompt))
+    assert (record.prompts is not None) is capture_prompts
 
 
 # ============================================================================= timings

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import httpx2
 import pytest
 from google.genai import errors, types
@@ -41,6 +43,7 @@ from google_fixtures import (
 )
 
 import revenium
+from revenium.providers import google as google_adapter
 from revenium.providers._google_standin import THINKING_TEXT, TOOL_ARGS
 from revenium.records import CompletionRecord, OperationType, StopReason
 from revenium.testing import Capture
@@ -259,6 +262,37 @@ def test_system_instruction_and_history_are_prompt_tokens(mode: str, captured: C
     client.models.generate_content(model=MODEL, contents=turns, config=config)
     prompt = system + "Hi" + "Hello! What can I do?" + USER_TEXT
     expect(only(captured), 1, expected_usage(prompt, words(REPLY)))
+
+
+async def test_a_raw_http_response_is_metered_from_its_body(
+    mode: str, colour: str, captured: Capture
+) -> None:
+    """``should_return_http_response=True``: the SDK returns the raw body unparsed (no
+    ``usage_metadata``); the record reads the usage, id and finish reason from the body."""
+    client = revenium.wrap(client_for(mode))
+    config = types.GenerateContentConfig(should_return_http_response=True)
+    response = await generate(client, colour)(model=MODEL, contents=USER_TEXT, config=config)
+    assert response.usage_metadata is None
+    assert response.sdk_http_response is not None
+    assert response.sdk_http_response.body is not None
+    body = json.loads(response.sdk_http_response.body)
+    usage = expected_usage(USER_TEXT, words(REPLY))
+    assert body["usageMetadata"]["promptTokenCount"] == usage["prompt_token_count"]
+    expect(only(captured), 1, usage)
+    captured.clear()
+    # a function call read from the raw body is a tool call
+    config = types.GenerateContentConfig(
+        tools=[get_weather],
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        should_return_http_response=True,
+    )
+    await generate(client, colour)(model=MODEL, contents=WEATHER_TEXT, config=config)
+    expect(
+        only(captured),
+        2,
+        expected_usage(WEATHER_TEXT, TOOL_WORDS),
+        operation=OperationType.TOOL_CALL,
+    )
 
 
 def test_a_function_call_answer_is_a_tool_call(mode: str, captured: Capture) -> None:
@@ -739,6 +773,163 @@ async def test_a_manual_tool_loop_on_one_contents_list_is_linked(
     assert only(captured).metadata.parent_transaction_id is None
 
 
+async def test_unrelated_calls_are_never_linked_by_a_reused_contents_list(
+    colour: str, captured: Capture
+) -> None:
+    """A function result joins the tool loop of the answer it sends back (that very turn),
+    never the last call on this thread: not when its contents list has the id of the one a
+    previous request handler freed, nor when it is that same list, refilled."""
+    handler = make_handler()  # one server: response ids never repeat
+    tenant_a = revenium.wrap(client_for("gemini", handler), metadata={"organization_name": "A"})
+    tenant_b = revenium.wrap(client_for("gemini", handler), metadata={"organization_name": "B"})
+    call_a, call_b = generate(tenant_a, colour), generate(tenant_b, colour)
+    question = types.Content(role="user", parts=[types.Part(text=WEATHER_TEXT)])
+    answer = types.Part.from_function_response(name="get_weather", response=ANSWER)
+    result = types.Content(role="user", parts=[answer])
+
+    async def handle_a() -> types.Content:  # tenant A: its model asks for get_weather
+        history = [question]
+        asked = await call_a(model=MODEL, contents=history, config=NO_AFC)
+        assert asked.candidates
+        assert asked.candidates[0].content
+        return asked.candidates[0].content
+
+    async def handle_b(turn: types.Content) -> None:  # tenant B, next: its own function's result
+        history = [question, turn, result]
+        await call_b(model=MODEL, contents=history, config=NO_AFC)
+
+    a_turn = await handle_a()
+    b_turn = a_turn.model_copy(deep=True)  # B's model asked the same: equal, not the same turn
+    assert b_turn == a_turn
+    await handle_b(b_turn)
+    buffer: list[Any] = [question]  # one list, reused for the next two unrelated calls
+    await call_a(model=MODEL, contents=buffer, config=NO_AFC)
+    buffer[:] = [question, b_turn, result]
+    await call_b(model=MODEL, contents=buffer, config=NO_AFC)
+    # tenant A sending back its own first answer's turn does join that answer's loop
+    await call_a(model=MODEL, contents=[question, a_turn, result], config=NO_AFC)
+    records = captured.completions
+    assert [r.metadata.organization_name for r in records] == ["A", "B", "A", "B", "A"]
+    asked_a, first_b, _, second_b, answered_a = records
+    assert [r.metadata.parent_transaction_id for r in records[:4]] == [None] * 4
+    assert answered_a.metadata.parent_transaction_id == asked_a.transaction_id
+    for record in (first_b, second_b, answered_a):
+        assert record.operation_type is OperationType.CHAT
+        assert token_fields(record) == counts(expected_usage(ANSWERED, words(WEATHER_REPLY)))
+
+
+async def test_a_chats_tool_loop_stays_linked_when_its_function_calls_the_model(
+    colour: str, captured: Capture
+) -> None:
+    """A sub-agent: the chat's function makes a metered call of its own (a list of contents)
+    between the chat's two requests. The chat's second request is still linked to its first;
+    the function's call is a chain of its own."""
+    client = revenium.wrap(client_for("gemini"))
+    summary = "Summarize the forecast for Paris"
+
+    def get_weather(city: str) -> str:
+        """Get the current weather in a city."""
+        client.models.generate_content(model=MODEL, contents=[summary])
+        return WEATHER_REPORT if city == "Paris" else "unknown"
+
+    async def get_weather_async(city: str) -> str:
+        """Get the current weather in a city."""
+        await client.aio.models.generate_content(model=MODEL, contents=[summary])
+        return WEATHER_REPORT if city == "Paris" else "unknown"
+
+    tool = get_weather_async if colour == "aio" else get_weather
+    answer = await send(
+        client, colour, WEATHER_TEXT, config=types.GenerateContentConfig(tools=[tool])
+    )
+    assert answer.text == WEATHER_REPLY
+    assert len(captured.records) == 3
+    by_id = {r.transaction_id: r for r in captured.completions}
+    first, nested, second = (by_id[f"resp-standin-{n}"] for n in (1, 2, 3))
+    expect(first, 1, expected_usage(WEATHER_TEXT, TOOL_WORDS), operation=OperationType.TOOL_CALL)
+    expect(nested, 2, expected_usage(summary, words(echo(summary))))
+    expect(second, 3, expected_usage(ANSWERED, words(WEATHER_REPLY)))
+    assert (first.metadata.parent_transaction_id, nested.metadata.parent_transaction_id) == (
+        None,
+        None,
+    )
+    assert second.metadata.parent_transaction_id == first.transaction_id
+
+
+def _failing_tool_loop(monkeypatch: pytest.MonkeyPatch, reader: str) -> None:
+    """The adapter's tool-loop reader ``reader`` raises, on every client wrapped from now on
+    (``revenium.wrap`` installs the endpoints of ``google.ADAPTER``)."""
+
+    def broken(_: object) -> object:
+        raise RuntimeError("adapter bug")
+
+    adapter = google_adapter.ADAPTER
+    endpoints = tuple(
+        attrs.evolve(e, tool_loop=attrs.evolve(e.tool_loop, **{reader: broken}))
+        if e.tool_loop is not None
+        else e
+        for e in adapter.endpoints
+    )
+    assert any(e.tool_loop is not None for e in endpoints)
+    monkeypatch.setattr(google_adapter, "ADAPTER", attrs.evolve(adapter, endpoints=endpoints))
+
+
+@pytest.mark.parametrize(
+    ("reader", "surface"),
+    [
+        ("answered", "send_message"),
+        ("answered", "send_message_stream"),
+        ("asked", "send_message"),
+    ],
+)
+async def test_a_fault_in_the_adapters_tool_loop_readers_is_contained(
+    reader: str,
+    surface: str,
+    colour: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Adapter code reading a chat's turns raises: the caller gets its answer, each request
+    is still metered (unlinked), and the fault is reported (log, statistics, hook)."""
+    _failing_tool_loop(monkeypatch, reader)
+    reported: list[tuple[BaseException, str]] = []
+    revenium.configure(on_error=lambda error, where: reported.append((error, where)))
+    before = revenium.statistics().internal_errors
+    with revenium.testing.capture(strict_mode=False) as capture:  # production's handling
+        client = revenium.wrap(client_for("gemini"))
+        if colour == "aio":
+            chat: Any = client.aio.chats.create(model=MODEL, config=AFC)
+            if surface == "send_message":
+                text = (await chat.send_message(WEATHER_TEXT)).text
+            else:
+                stream = await chat.send_message_stream(WEATHER_TEXT)
+                text = "".join([c.text or "" async for c in stream])
+        else:
+            chat = client.chats.create(model=MODEL, config=AFC)
+            if surface == "send_message":
+                text = chat.send_message(WEATHER_TEXT).text
+            else:
+                text = "".join(c.text or "" for c in chat.send_message_stream(WEATHER_TEXT))
+        assert text == WEATHER_REPLY
+        records = capture.completions
+        assert len(capture.records) == 2
+    first, second = records
+    assert token_fields(first) == counts(expected_usage(WEATHER_TEXT, TOOL_WORDS))
+    assert token_fields(second) == counts(expected_usage(ANSWERED, words(WEATHER_REPLY)))
+    assert (first.operation_type, second.operation_type) == (
+        OperationType.TOOL_CALL,
+        OperationType.CHAT,
+    )
+    assert reported
+    assert all(str(error) == "adapter bug" for error, _ in reported)
+    assert revenium.statistics().internal_errors - before == len(reported)
+    logged = [
+        r
+        for r in caplog.records
+        if r.name == "revenium" and r.levelno == logging.WARNING and "adapter bug" in r.getMessage()
+    ]
+    assert len(logged) == len(reported)
+
+
 def test_a_chat_keeps_its_history_in_later_prompts(captured: Capture) -> None:
     client = revenium.wrap(client_for("gemini"))
     chat = client.chats.create(model=MODEL)
@@ -784,6 +975,30 @@ def test_prompt_capture_of_contents_system_and_output(mode: str, captured: Captu
     ]
     assert json.loads(prompts.input_messages or "") == expected
     assert prompts.output_response == REPLY
+
+
+async def test_prompt_capture_reads_a_camel_case_dict_config(
+    colour: str, captured: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK accepts a dict config in camelCase (``systemInstruction``), as the API spells
+    it. Its per-request method gets the config parsed; without that hook (an SDK version that
+    sends its requests another way) the record reads the caller's own dict."""
+    revenium.configure(capture_prompts=True)
+    client = revenium.wrap(client_for("gemini"))
+    call = generate(client, colour)
+    for hooked in (True, False):
+        if not hooked:
+            models: Any = client.aio.models if colour == "aio" else client.models
+            monkeypatch.delattr(models, "_generate_content")
+        for system in ("Be brief.", {"parts": [{"text": "Be brief."}]}):
+            config: Any = {"systemInstruction": system}
+            await call(model=MODEL, contents=USER_TEXT, config=config)
+            record = only(captured)
+            assert record.prompts is not None
+            assert record.prompts.system_prompt == "Be brief."
+            usage = expected_usage("Be brief." + USER_TEXT, words(REPLY))
+            assert token_fields(record) == counts(usage)
+            captured.clear()
 
 
 async def test_prompt_capture_each_afc_request_has_its_own_contents(
