@@ -20,8 +20,11 @@ import asyncio
 import importlib.util
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+
+import attrs
 
 import revenium
 from revenium import sink
@@ -41,7 +44,6 @@ ANTHROPIC_MODEL = "claude-haiku-4-5"
 ANTHROPIC_MESSAGES: list[MessageParam] = [
     {"role": "user", "content": "My invoice shows two charges for March. Why?"}
 ]
-ANTHROPIC_INSTALL = "pip install 'revenium[anthropic]'"
 
 
 def _installed(module: str) -> bool:
@@ -114,18 +116,7 @@ def _anthropic_calls(base_url: str | None, api_key: str, out: TextIO) -> None:
         print(f"            streamed reply: {text!r}", file=out)
 
 
-def _anthropic_part(base_url: str | None, api_key: str | None, out: TextIO) -> None:
-    print("anthropic SDK:", file=out)
-    if not _installed("anthropic"):
-        print(f"  skipped: the anthropic SDK is not installed ({ANTHROPIC_INSTALL})", file=out)
-    elif api_key is None:
-        print("  skipped: --live calls Anthropic only when ANTHROPIC_API_KEY is set", file=out)
-    else:
-        _anthropic_calls(base_url, api_key, out)
-
-
 GOOGLE_MODEL = "gemini-2.5-flash"
-GOOGLE_INSTALL = "pip install 'revenium[google]'"
 GOOGLE_QUESTION = "My invoice shows two charges for March. Why?"
 
 
@@ -159,14 +150,32 @@ def _google_calls(base_url: str | None, api_key: str, out: TextIO) -> None:
         chat.send_message("What is the weather in Paris?")
 
 
-def _google_part(base_url: str | None, api_key: str | None, out: TextIO) -> None:
-    print("google-genai SDK:", file=out)
-    if not _installed("google.genai"):
-        print(f"  skipped: the google-genai SDK is not installed ({GOOGLE_INSTALL})", file=out)
-    elif api_key is None:
-        print("  skipped: --live calls Gemini only when GEMINI_API_KEY is set", file=out)
-    else:
-        _google_calls(base_url, api_key, out)
+@attrs.frozen
+class _Part:
+    """One provider SDK's part of the demo."""
+
+    sdk: str  # as pip names it
+    module: str
+    extra: str
+    name: str  # the provider, for --live
+    key: str  # the API key's variable, for --live
+    calls: Callable[[str | None, str, TextIO], None]
+
+    def run(self, base_url: str | None, api_key: str | None, out: TextIO) -> None:
+        print(f"{self.sdk} SDK:", file=out)
+        if not _installed(self.module):
+            install = f"pip install 'revenium[{self.extra}]'"
+            print(f"  skipped: the {self.sdk} SDK is not installed ({install})", file=out)
+        elif api_key is None:
+            print(f"  skipped: --live calls {self.name} only when {self.key} is set", file=out)
+        else:
+            self.calls(base_url, api_key, out)
+
+
+_ANTHROPIC = _Part(
+    "anthropic", "anthropic", "anthropic", "Anthropic", "ANTHROPIC_API_KEY", _anthropic_calls
+)
+_GOOGLE = _Part("google-genai", "google.genai", "google", "Gemini", "GEMINI_API_KEY", _google_calls)
 
 
 def _totals(ledger: Path, out: TextIO) -> None:
@@ -202,17 +211,17 @@ def run(out: TextIO, *, live: bool = False, ledger: Path | None = None) -> int:
         models = ("gpt-4o-mini", "text-embedding-3-small")
         if live:
             _calls(None, os.environ["OPENAI_API_KEY"], models, out)
-            _anthropic_part(None, os.environ.get("ANTHROPIC_API_KEY") or None, out)
+            _ANTHROPIC.run(None, os.environ.get("ANTHROPIC_API_KEY") or None, out)
             google_key = os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY")
-            _google_part(None, google_key or None, out)
+            _GOOGLE.run(None, google_key or None, out)
         else:
             from revenium.providers._openai_standin import StandInServer  # noqa: PLC0415
 
             with StandInServer() as server:
                 _calls(server.base_url, "sk-demo", models, out)
                 # Anthropic clients take the server root (their paths start with /v1 already).
-                _anthropic_part(server.origin, "sk-ant-demo", out)
-                _google_part(server.origin, "gemini-demo", out)
+                _ANTHROPIC.run(server.origin, "sk-ant-demo", out)
+                _GOOGLE.run(server.origin, "gemini-demo", out)
         report = revenium.shutdown_sync(timeout=10)
     finally:
         sink.remove_listener(show)
