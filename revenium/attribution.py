@@ -26,6 +26,7 @@ from typing import Any, Final, cast
 import attrs
 
 from revenium._diagnostics import external_stacklevel, warn_once
+from revenium._names import camel
 
 __all__ = ["EMPTY", "Credential", "Metadata", "Subscriber", "merge", "parse_metadata"]
 
@@ -159,14 +160,9 @@ FIELD_NAMES: Final[tuple[str, ...]] = tuple(a.name for a in attrs.fields(Metadat
 EMPTY: Final = Metadata()
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 _ALIASES: Final[dict[str, str]] = {
     **{name: name for name in FIELD_NAMES},
-    **{_camel(name): name for name in FIELD_NAMES},
+    **{camel(name): name for name in FIELD_NAMES},
 }
 _LEGACY: Final[dict[str, str]] = {
     "organization_id": "organization_name",

@@ -232,10 +232,11 @@ def _metered_stream(endpoint: Endpoint, call: CallInfo, stream: Any, *, is_async
     """The SDK's stream object metered in place, or a generator metered by one of ours."""
     assert endpoint.accumulator is not None
     accumulator = endpoint.accumulator(call)
-    failure = functools.partial(failure_record, endpoint)
     if inspect.isgenerator(stream):  # google-genai: a plain generator, not a stream object
+        failure = functools.partial(failure_record, endpoint)
         return meter_generator(stream, call, accumulator, failure, lazy=endpoint.lazy)
     if inspect.isasyncgen(stream):
+        failure = functools.partial(failure_record, endpoint)
         return meter_async_generator(stream, call, accumulator, failure, lazy=endpoint.lazy)
     if is_async:
         return meter_async_stream(stream, call, accumulator)

@@ -24,6 +24,8 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.strategies import configure_union_passthrough
 
+from revenium._names import camel
+
 __all__ = [
     "Candidate",
     "Filter",
@@ -163,11 +165,6 @@ _FEED_KEYS: Final = {
 }
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
 def _strict_bool(value: object, _type: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -263,7 +260,7 @@ def _build_converter() -> cattrs.Converter:
     for cls in (Filter, GroupEntry, Rule, Candidate, RuleFeed):
         keys = _FEED_KEYS if cls is RuleFeed else {}
         renames = {
-            a.name: override(rename=keys.get(a.name, _camel(a.name))) for a in attrs.fields(cls)
+            a.name: override(rename=keys.get(a.name, camel(a.name))) for a in attrs.fields(cls)
         }
         generated = make_dict_structure_fn(cls, converter, **renames)  # type: ignore[arg-type]
         converter.register_structure_hook(cls, _object_hook(generated))
@@ -329,7 +326,7 @@ def _wire_path(problem: str, spelled: Mapping[str, str]) -> str:
         return problem
 
     def name(match: re.Match[str]) -> str:
-        wire = _FEED_KEYS.get(match.group(1), _camel(match.group(1)))
+        wire = _FEED_KEYS.get(match.group(1), camel(match.group(1)))
         return "." + spelled.get(wire, wire)
 
     path = re.sub(r"\.([a-z_]+)", name, path)

@@ -23,6 +23,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
+from revenium._names import camel
 from revenium.attribution import Credential, Metadata, Subscriber
 from revenium.capture import PromptCapture
 from revenium.records import (
@@ -88,11 +89,6 @@ _LOCAL_ONLY: Final = frozenset(
 )
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
 def _to_ms(value: datetime) -> datetime:
     """UTC, cut to the millisecond: the precision the wire carries."""
     if value.tzinfo is None:
@@ -125,7 +121,7 @@ def _make_converter() -> cattrs.Converter:
         overrides = {
             a.name: override(omit=True)
             if a.name in _LOCAL_ONLY
-            else override(rename=_RENAMES.get(a.name, _camel(a.name)))
+            else override(rename=_RENAMES.get(a.name, camel(a.name)))
             for a in attrs.fields(cls)
         }
         converter.register_unstructure_hook(

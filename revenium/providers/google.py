@@ -34,6 +34,7 @@ from typing import Any, Final, cast
 
 from revenium import operations
 from revenium._diagnostics import warn_once
+from revenium._names import camel
 from revenium.capture import PromptCapture, capture
 from revenium.providers import reading as read
 from revenium.providers.base import (
@@ -80,6 +81,12 @@ def normalize_model(model: str) -> str:
     if "models/" in name:
         name = name.rsplit("models/", 1)[1]
     return name.split("@", 1)[0] or model
+
+
+def _named(model: str) -> dict[str, Any]:
+    """``model`` normalized, and the id as given when it differs."""
+    name = normalize_model(model)
+    return {"model": name, "provider_model_id": model if name != model else None}
 
 
 def _model_fields(call: CallInfo, reported: object) -> dict[str, Any]:
@@ -199,29 +206,15 @@ def _answer_text(part: object) -> str | None:
     return read.text(getattr(part, "text", None))
 
 
-def _plain(value: object) -> object:
-    """A prompt structure as JSON-ready data (pydantic ``Content``/``Part`` objects too)."""
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json", exclude_none=True)
-    if isinstance(value, Mapping):
-        items = cast("Mapping[object, object]", value)
-        return {str(k): _plain(v) for k, v in items.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in cast("Sequence[object]", value)]
-    if isinstance(value, bytes | bytearray):
-        return f"<{len(value)} bytes>"
-    return value if isinstance(value, str | int | float | bool) or value is None else repr(value)
-
-
 def _contents(request: Mapping[str, Any]) -> list[object]:
-    """The request's contents as a list of turns (a lone string is one user turn)."""
+    """The request's contents as a list of turns (a lone string is one user turn); prompt
+    capture turns the SDK's objects into JSON."""
     found = request.get("contents")
     if found is None:
         return []
     if isinstance(found, str) or not isinstance(found, list | tuple):
-        return [_plain(found)]
-    return [_plain(turn) for turn in cast("Sequence[object]", found)]
+        return [found]
+    return list(cast("Sequence[object]", found))
 
 
 def _setting(config: object, name: str) -> object:
@@ -230,10 +223,7 @@ def _setting(config: object, name: str) -> object:
     if isinstance(config, Mapping):
         items = cast("Mapping[str, object]", config)
         found = items.get(name)
-        if found is None:
-            head, *rest = name.split("_")
-            found = items.get(head + "".join(part.title() for part in rest))
-        return found
+        return found if found is not None else items.get(camel(name))
     return getattr(config, name, None)
 
 
@@ -242,8 +232,7 @@ def _system(request: Mapping[str, Any]) -> object:
 
 
 def _text_of(value: object) -> str | None:
-    """The text in a system instruction: a string, a ``Content``, parts, or a list of them."""
-    plain = _plain(value)
+    """The text in prompt turns: strings, ``Content``/``Part`` objects, dicts, lists of them."""
     texts: list[str] = []
 
     def walk(node: object) -> None:
@@ -253,11 +242,14 @@ def _text_of(value: object) -> str | None:
             items = cast("Mapping[str, object]", node)
             walk(items.get("text"))
             walk(items.get("parts"))
-        elif isinstance(node, list):
-            for item in cast("list[object]", node):
+        elif isinstance(node, list | tuple):
+            for item in cast("Sequence[object]", node):
                 walk(item)
+        elif callable(getattr(node, "model_dump", None)):  # the SDK's Content and Part
+            walk(getattr(node, "text", None))
+            walk(getattr(node, "parts", None))
 
-    walk(plain)
+    walk(value)
     return "\n".join(t for t in texts if t) or None
 
 
@@ -293,8 +285,7 @@ class _Body:
         self._data = data
 
     def __getattr__(self, name: str) -> object:
-        head, *rest = name.split("_")
-        value = self._data.get(head + "".join(part.title() for part in rest))
+        value = self._data.get(camel(name))
         if isinstance(value, Mapping):
             return _Body(cast("Mapping[str, object]", value))
         if isinstance(value, list):
@@ -418,7 +409,7 @@ class _ChunkAccumulator:
         return estimated_completion(
             call,
             end,
-            prompt=[_contents(call.request), _text_of(_system(call.request))],
+            prompt=_text_of([_contents(call.request), _system(call.request)]) or "",
             output_chars=self._chars,
             input_tokens=input_tokens if reported else None,
             output_tokens=output_tokens,
@@ -562,6 +553,13 @@ def _video_model(name: str) -> str:
     return normalize_model(resource) if "models/" in resource else "unknown"
 
 
+def _media_common(call: CallInfo, model: str, duration_ms: float) -> dict[str, Any]:
+    """A video record's common fields, its model normalized (``_named``)."""
+    named = _named(model)
+    fields = call.common(model=named["model"], duration_ms=duration_ms)
+    return {**fields, "provider_model_id": named["provider_model_id"]}
+
+
 def _video_record(call: CallInfo, operation: Any) -> Record | None:
     """An operation seen by ``operations.get`` (or returned done by ``generate_videos``):
     metered the first time it is seen done, with its submission's context when this process
@@ -596,8 +594,7 @@ def _video_record(call: CallInfo, operation: Any) -> Record | None:
         model = _video_model(name)
     failed = error is not None
     return VideoRecord(
-        **origin.common(model=normalize_model(model), duration_ms=duration_ms),
-        provider_model_id=model if normalize_model(model) != model else None,
+        **_media_common(origin, model, duration_ms),
         operation_type=OperationType.VIDEO,
         transaction_id=name,
         idempotency_key=operations.idempotency_key(PROVIDER, name),
@@ -630,8 +627,7 @@ def _video_failure(call: CallInfo, error: BaseException) -> Record | None:
     model = call.requested_model()
     asked = read.opt_count(_config(call, "duration_seconds"))
     return VideoRecord(
-        **call.common(model=normalize_model(model), duration_ms=call.elapsed_ms()),
-        provider_model_id=model if normalize_model(model) != model else None,
+        **_media_common(call, model, call.elapsed_ms()),
         operation_type=OperationType.VIDEO,
         duration_seconds=0.0,
         requested_duration_seconds=float(asked) if asked else None,

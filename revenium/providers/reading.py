@@ -41,17 +41,13 @@ def text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-# Keys holding prompt text: OpenAI's and Anthropic's messages, Gemini's contents and parts.
-_TEXT_KEYS: Final = frozenset({"content", "text", "input", "parts"})
-
-
 def text_length(value: object) -> int:
     """Characters of text in a prompt structure, for estimates (messages, parts, strings)."""
     if isinstance(value, str):
         return len(value)
     if isinstance(value, Mapping):
         items = cast("Mapping[object, object]", value)
-        return sum(text_length(v) for k, v in items.items() if k in _TEXT_KEYS)
+        return sum(text_length(v) for k, v in items.items() if k in {"content", "text", "input"})
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         return sum(text_length(v) for v in cast("Sequence[object]", value))
     return 0
